@@ -1,0 +1,130 @@
+"""Chunk a signal into fixed windows and overlap-add the model's outputs back.
+
+Windows of ``segment`` samples start every ``hop = segment - overlap`` samples; the last
+one is zero-padded. With an overlap of at most half a window, at most two windows cover
+any sample, and adjacent windows cross-fade with complementary raised-cosine ramps
+(``sin^2 + cos^2 = 1``), so the weights sum to one everywhere. The first window has no
+fade-in and the last no fade-out.
+
+``separate_windows`` streams: it holds one batch of windows and one window of pending
+output, and yields finished output blocks in order, so memory does not grow with the
+length of the song.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+InferFn = Callable[[np.ndarray], np.ndarray]
+"""(batch, channels, segment) -> (batch, stems, channels, segment)"""
+ProgressFn = Callable[[int, int], None]
+"""(windows_done, windows_total)"""
+
+MIN_OVERLAP, MAX_OVERLAP = 0.25, 0.5
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    nb_samples: int
+    segment: int
+    overlap: int  # samples shared by adjacent windows
+
+    def __post_init__(self) -> None:
+        if self.nb_samples < 1:
+            raise ValueError(f"nb_samples must be >= 1, got {self.nb_samples}")
+        if not 0 <= self.overlap <= self.segment // 2:
+            raise ValueError(f"overlap must be within 0..segment/2, got {self.overlap} for {self.segment}")
+
+    @classmethod
+    def for_fraction(cls, nb_samples: int, segment: int, overlap_fraction: float) -> WindowPlan:
+        if not MIN_OVERLAP <= overlap_fraction <= MAX_OVERLAP:
+            raise ValueError(
+                f"overlap must be within {MIN_OVERLAP}-{MAX_OVERLAP}, got {overlap_fraction}"
+            )
+        return cls(nb_samples, segment, int(round(segment * overlap_fraction)))
+
+    @property
+    def hop(self) -> int:
+        return self.segment - self.overlap
+
+    @property
+    def nb_windows(self) -> int:
+        if self.nb_samples <= self.segment:
+            return 1
+        return 1 + math.ceil((self.nb_samples - self.segment) / self.hop)
+
+    def start(self, index: int) -> int:
+        return index * self.hop
+
+    def weights(self, index: int) -> np.ndarray:
+        """Cross-fade weights of window ``index``, float32 ``(segment,)``."""
+        weight = np.ones(self.segment, dtype=np.float64)
+        if self.overlap:
+            t = (np.arange(self.overlap) + 0.5) / self.overlap
+            fade_in = np.sin(0.5 * np.pi * t) ** 2
+            if index > 0:
+                weight[: self.overlap] = fade_in
+            if index < self.nb_windows - 1:
+                weight[-self.overlap :] = 1.0 - fade_in
+        return weight.astype(np.float32)
+
+
+def window(signal: np.ndarray, plan: WindowPlan, index: int) -> np.ndarray:
+    """Window ``index`` of ``signal`` ``(channels, samples)``, zero-padded past the end."""
+    start = plan.start(index)
+    piece = signal[:, start : start + plan.segment]
+    if piece.shape[1] == plan.segment:
+        return piece
+    padded = np.zeros((signal.shape[0], plan.segment), dtype=np.float32)
+    padded[:, : piece.shape[1]] = piece
+    return padded
+
+
+def separate_windows(
+    signal: np.ndarray,
+    plan: WindowPlan,
+    infer: InferFn,
+    *,
+    batch_size: int = 4,
+    progress: ProgressFn | None = None,
+) -> Iterator[np.ndarray]:
+    """Run ``infer`` over the windows of ``signal`` ``(channels, samples)`` and yield the
+    overlap-added output in consecutive blocks ``(stems, channels, n)`` whose lengths add
+    up to exactly ``plan.nb_samples``."""
+    if signal.ndim != 2 or signal.shape[1] != plan.nb_samples:
+        raise ValueError(f"signal must be (channels, {plan.nb_samples}), got {signal.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    total = plan.nb_windows
+    pending: np.ndarray | None = None  # (stems, channels, segment), output from `emitted` on
+    emitted = 0
+    for first in range(0, total, batch_size):
+        indices = range(first, min(first + batch_size, total))
+        batch = np.stack([window(signal, plan, i) for i in indices])  # (batch, channels, segment)
+        outputs = infer(batch)  # (batch, stems, channels, segment)
+        if outputs.ndim != 4 or outputs.shape[0] != len(indices) or outputs.shape[2:] != batch.shape[1:]:
+            raise ValueError(
+                f"model output must be (batch={len(indices)}, stems, {batch.shape[1]}, {plan.segment}), "
+                f"got {outputs.shape}"
+            )
+        for offset, index in enumerate(indices):
+            weighted = outputs[offset] * plan.weights(index)  # (stems, channels, segment)
+            if pending is None:
+                pending = weighted
+            else:
+                pending[:, :, plan.hop :] += weighted[:, :, : plan.overlap]
+                # the first `hop` pending samples are final: no later window reaches them
+                done = min(plan.hop, plan.nb_samples - emitted)
+                yield pending[:, :, :done].copy()
+                emitted += done
+                # (stems, channels, segment): the output from window `index`'s start on
+                pending = np.concatenate([pending[:, :, plan.hop :], weighted[:, :, plan.overlap :]], axis=2)
+            if progress is not None:
+                progress(index + 1, total)
+    if pending is None:
+        raise RuntimeError("no window was processed")
+    yield pending[:, :, : plan.nb_samples - emitted].copy()

@@ -1,0 +1,197 @@
+"""Decode an upload (path or bytes) into float32 frames, validating as early as possible.
+
+Checks run in order of cost: size and emptiness before parsing, the header (format,
+channels, rate, declared duration) before decoding, then the decoded samples (length,
+truncation, NaN/Inf). Every failure is an ``InvalidAudioError`` with its own ``reason``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from stemserve.errors import InvalidAudioError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_FORMATS = ("WAV", "WAVEX", "RF64", "W64", "FLAC", "OGG", "MP3", "AIFF")
+MIN_SAMPLE_RATE_HZ = 8_000
+MAX_SAMPLE_RATE_HZ = 192_000
+_BLOCK_FRAMES = 1 << 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeLimits:
+    max_bytes: int = 500 * 1024 * 1024
+    max_duration_s: float = 3 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0 or self.max_duration_s <= 0:
+            raise ValueError("decode limits must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioInfo:
+    format: str
+    subtype: str
+    sample_rate_hz: int
+    nb_channels: int
+    nb_frames: int
+    nb_bytes: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.nb_frames / self.sample_rate_hz
+
+    def as_log_dict(self) -> dict[str, object]:
+        return {
+            "duration_s": round(self.duration_s, 3),
+            "sample_rate_hz": self.sample_rate_hz,
+            "channels": self.nb_channels,
+            "format": self.format,
+            "subtype": self.subtype,
+            "bytes": self.nb_bytes,
+        }
+
+
+def _open(source: bytes | Path, limits: DecodeLimits) -> tuple[sf.SoundFile, int]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        nb_bytes = len(source)
+        handle: object = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidAudioError(f"input must be an existing file, got {str(path)!r}", reason="missing")
+        nb_bytes = path.stat().st_size
+        handle = path
+    if nb_bytes == 0:
+        raise InvalidAudioError("input must hold audio bytes, got an empty upload (0 bytes)", reason="empty")
+    if nb_bytes > limits.max_bytes:
+        raise InvalidAudioError(
+            f"input must be at most {limits.max_bytes} bytes, got {nb_bytes}", reason="too_large"
+        )
+    try:
+        return sf.SoundFile(handle), nb_bytes
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise InvalidAudioError(
+            f"input must be audio in one of wav, flac, ogg/vorbis, mp3; got bytes that could not be "
+            f"parsed as audio ({exc})",
+            reason="not_audio",
+        ) from exc
+
+
+def probe(source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> AudioInfo:
+    """Read only the header and check what can be checked without decoding."""
+    handle, nb_bytes = _open(source, limits)
+    with handle:
+        return _checked_info(handle, nb_bytes, limits)
+
+
+def _checked_info(handle: sf.SoundFile, nb_bytes: int, limits: DecodeLimits) -> AudioInfo:
+    info = AudioInfo(
+        format=handle.format,
+        subtype=handle.subtype or "",
+        sample_rate_hz=int(handle.samplerate),
+        nb_channels=int(handle.channels),
+        nb_frames=max(int(handle.frames), 0),
+        nb_bytes=nb_bytes,
+    )
+    if info.format not in SUPPORTED_FORMATS:
+        raise InvalidAudioError(
+            f"input format must be one of wav, flac, ogg, mp3; got {info.format}", reason="unsupported_format"
+        )
+    if not MIN_SAMPLE_RATE_HZ <= info.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
+        raise InvalidAudioError(
+            f"sample rate must be within {MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz, got {info.sample_rate_hz}",
+            reason="bad_sample_rate",
+        )
+    if info.nb_channels < 1:
+        raise InvalidAudioError(f"input must have at least 1 channel, got {info.nb_channels}", reason="no_channels")
+    declared = _declared_wav_frames(handle)
+    if declared is not None and declared > info.nb_frames:
+        raise InvalidAudioError(
+            f"input is truncated: its header declares {declared} frames, got {info.nb_frames}",
+            reason="truncated",
+        )
+    if info.duration_s > limits.max_duration_s:
+        raise InvalidAudioError(
+            f"input must be at most {limits.max_duration_s:g} s long, got {info.duration_s:.1f} s",
+            reason="too_long",
+        )
+    return info
+
+
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_LENGTHS = (0, 0xFFFFFFFF)  # written by streaming encoders that do not know the length
+
+
+def _declared_wav_frames(handle: sf.SoundFile) -> int | None:
+    """Frames a wav header declares when libsndfile found fewer bytes than that."""
+    match = _WAV_DATA_SIZE.search(handle.extra_info or "")
+    if match is None:
+        return None
+    declared_bytes, actual_bytes = int(match.group(1)), int(match.group(2))
+    if declared_bytes in _UNKNOWN_LENGTHS or actual_bytes == 0 or declared_bytes <= actual_bytes:
+        return None
+    return round(int(handle.frames) * declared_bytes / actual_bytes)
+
+
+def decode(source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> tuple[np.ndarray, AudioInfo]:
+    """Decode to float32 ``(nb_frames, nb_channels)`` and the checked header info.
+
+    Logs the input's properties once, as one structured line.
+    """
+    handle, nb_bytes = _open(source, limits)
+    with handle:
+        info = _checked_info(handle, nb_bytes, limits)
+        max_frames = int(limits.max_duration_s * info.sample_rate_hz) + 1
+        blocks: list[np.ndarray] = []
+        nb_read = 0
+        try:
+            while True:
+                block = handle.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                nb_read += len(block)
+                if nb_read > max_frames:
+                    raise InvalidAudioError(
+                        f"input must be at most {limits.max_duration_s:g} s long, got more than that "
+                        f"(its header declared {info.duration_s:.1f} s)",
+                        reason="too_long",
+                    )
+                blocks.append(block)
+        except sf.LibsndfileError as exc:
+            raise InvalidAudioError(
+                f"input must be a complete {info.format} file; decoding failed after {nb_read} frames "
+                f"of {info.nb_frames} declared ({exc})",
+                reason="corrupt",
+            ) from exc
+    if nb_read == 0:
+        raise InvalidAudioError(
+            f"input must contain at least 1 audio frame, got 0 (header declared {info.nb_frames})",
+            reason="no_frames",
+        )
+    if info.format != "MP3" and info.nb_frames and nb_read < info.nb_frames:
+        raise InvalidAudioError(
+            f"input is truncated: its header declares {info.nb_frames} frames, got {nb_read}",
+            reason="truncated",
+        )
+    audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        first = int(np.argwhere(bad)[0][0])
+        raise InvalidAudioError(
+            f"input samples must be finite numbers, got {int(bad.sum())} NaN/Inf values "
+            f"(first at frame {first})",
+            reason="non_finite",
+        )
+    info = AudioInfo(**{**info.__dict__, "nb_frames": nb_read})
+    log.info("input_audio %s", json.dumps(info.as_log_dict(), sort_keys=True))
+    return audio, info

@@ -1,0 +1,86 @@
+"""Encode stems block by block: wav (16/24-bit, float), flac (16/24-bit) or mp3, at
+exactly the requested rate and length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import soundfile as sf
+
+FORMATS = ("wav", "flac", "mp3")
+BIT_DEPTHS = ("16", "24", "float")
+OUTPUT_SAMPLE_RATES_HZ = (44_100, 48_000)
+
+_SUBTYPES = {
+    ("wav", "16"): "PCM_16",
+    ("wav", "24"): "PCM_24",
+    ("wav", "float"): "FLOAT",
+    ("flac", "16"): "PCM_16",
+    ("flac", "24"): "PCM_24",
+    ("mp3", "16"): "MPEG_LAYER_III",
+    ("mp3", "24"): "MPEG_LAYER_III",
+}
+_CONTAINERS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeOptions:
+    format: str = "wav"
+    bit_depth: str = "16"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {self.format!r}")
+        if (self.format, self.bit_depth) not in _SUBTYPES:
+            allowed = [d for f, d in _SUBTYPES if f == self.format]
+            raise ValueError(f"bit_depth for {self.format} must be one of {allowed}, not {self.bit_depth!r}")
+
+    @property
+    def extension(self) -> str:
+        return self.format
+
+    @property
+    def clips(self) -> bool:
+        """Integer and mp3 outputs cannot hold samples beyond full scale."""
+        return _SUBTYPES[(self.format, self.bit_depth)] != "FLOAT"
+
+
+class StemWriter:
+    """Append ``(frames, channels)`` float32 blocks to one encoded file."""
+
+    def __init__(self, path: Path, sample_rate_hz: int, nb_channels: int, options: EncodeOptions) -> None:
+        self.path = Path(path)
+        self.options = options
+        self.nb_frames = 0
+        self.peak = 0.0
+        self._file = sf.SoundFile(
+            self.path,
+            mode="w",
+            samplerate=sample_rate_hz,
+            channels=nb_channels,
+            format=_CONTAINERS[options.format],
+            subtype=_SUBTYPES[(options.format, options.bit_depth)],
+        )
+
+    def write(self, block: np.ndarray) -> None:
+        if len(block) == 0:
+            return
+        self.peak = max(self.peak, float(np.max(np.abs(block))))
+        if self.options.clips:
+            block = np.clip(block, -1.0, 1.0)
+        self._file.write(block)
+        self.nb_frames += len(block)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> StemWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,76 @@
+"""In-process inference with ONNX Runtime: one session per model, created once, reused."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import onnxruntime as ort
+
+from stemserve.errors import ModelConfigError
+from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, ModelEntry, ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def session_options(spec: ModelSpec, intra_op_threads: int = 0) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # memory patterns keep one arena plan per input shape; off keeps peak memory low at the same speed
+    options.enable_mem_pattern = False
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    for key, value in spec.onnxruntime_config.items():
+        options.add_session_config_entry(key, value)
+    return options
+
+
+class LocalBackend:
+    name = "onnxruntime"
+
+    def __init__(self, entry: ModelEntry, *, intra_op_threads: int = 0, version: str = "1") -> None:
+        self.spec = entry.spec
+        model_file = entry.model_file(version)
+        if not model_file.is_file():
+            raise ModelConfigError(f"model {self.spec.name!r}: expected {model_file} to exist")
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        self._session = ort.InferenceSession(
+            str(model_file), sess_options=session_options(self.spec, intra_op_threads), providers=providers
+        )
+        self.device = "gpu" if self._session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self._check_contract()
+        self._lock = threading.Lock()  # one run at a time: the session already uses every core
+        log.info("loaded model %s (%s) on %s", self.spec.name, self.spec.model_version, self.device)
+
+    def _check_contract(self) -> None:
+        inputs = {i.name: i.shape for i in self._session.get_inputs()}
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+            raise ModelConfigError(
+                f"model {self.spec.name!r}: ONNX must have input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
+                f"got inputs {list(inputs)} and outputs {list(outputs)}"
+            )
+        stems_dim = outputs[OUTPUT_NAME][1]
+        if isinstance(stems_dim, int) and stems_dim != len(self.spec.stems):
+            raise ModelConfigError(
+                f"model {self.spec.name!r}: config.pbtxt names {len(self.spec.stems)} stems, "
+                f"the ONNX graph outputs {stems_dim}"
+            )
+
+    @property
+    def max_batch_size(self) -> int:
+        return max(self.spec.max_batch_size, 1)
+
+    def infer(self, windows: np.ndarray) -> np.ndarray:
+        # (batch, channels, segment) -> (batch, stems, channels, segment)
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        outputs = []
+        with self._lock:
+            for first in range(0, len(windows), self.max_batch_size):
+                batch = windows[first : first + self.max_batch_size]
+                outputs.append(self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def warm_up(self) -> None:
+        self.infer(np.zeros((1, 2, self.spec.segment_samples), dtype=np.float32))

@@ -1,0 +1,122 @@
+"""The ``stemserve`` command line: ``separate``, ``models`` (and ``serve`` with the server extra)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from stemserve.errors import StemserveError
+from stemserve.options import DEFAULT_MODEL, SeparationOptions
+from stemserve.settings import Settings
+
+log = logging.getLogger("stemserve")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stemserve", description="Music source separation.")
+    parser.add_argument("--model-repository", type=Path, help="folder of models (config.pbtxt + ONNX)")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sep = commands.add_parser("separate", help="separate a song into stems")
+    sep.add_argument("input", type=Path, help="wav, flac, ogg or mp3 file")
+    sep.add_argument("-o", "--out", type=Path, default=Path("stems"), help="output folder (default: stems)")
+    sep.add_argument("--stems", type=int, default=4, choices=[2, 4, 5])
+    sep.add_argument("--format", default="wav", choices=["wav", "flac", "mp3"])
+    sep.add_argument("--bit-depth", default="16", choices=["16", "24", "float"], help="wav/flac sample format")
+    sep.add_argument("--sample-rate", type=int, choices=[44100, 48000], help="default: the input's own")
+    sep.add_argument("--no-normalize", action="store_true", help="feed the model the input's own level")
+    sep.add_argument("--overlap", type=float, help="window overlap 0.25-0.5 (default: the model's)")
+    sep.add_argument("--model", default=DEFAULT_MODEL)
+    sep.add_argument("--server", metavar="HOST:PORT", help="separate on a stemserve server")
+    sep.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    commands.add_parser("models", help="list the models of the repository")
+    return parser
+
+
+class ProgressBar:
+    """A one-line bar on stderr, redrawn on each update."""
+
+    def __init__(self, label: str, enabled: bool = True, width: int = 30) -> None:
+        self.label, self.enabled, self.width = label, enabled, width
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        filled = self.width * done // total
+        bar = "#" * filled + "-" * (self.width - filled)
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} windows{end}")
+        sys.stderr.flush()
+
+
+def _separate(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    options = SeparationOptions(
+        stems=args.stems,
+        format=args.format,
+        bit_depth=args.bit_depth,
+        sample_rate_hz=args.sample_rate,
+        normalize=not args.no_normalize,
+        model=args.model,
+        overlap=args.overlap,
+    )
+    bar = ProgressBar(args.input.name, enabled=not args.no_progress)
+    if args.server:
+        from client.remote import separate_remote
+
+        return separate_remote(args.server, args.input, args.out, options, progress=bar)
+    from preprocess.decode import DecodeLimits
+    from server.backends.local import LocalBackend
+    from stemserve.model_config import load_model
+    from stemserve.pipeline import separate
+
+    backend = LocalBackend(
+        load_model(settings.model_repository, options.model), intra_op_threads=settings.intra_op_threads
+    )
+    limits = DecodeLimits(max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s)
+    return separate(args.input, args.out, backend, options, limits=limits, progress=bar).summary()
+
+
+def _models(settings: Settings) -> list[dict[str, object]]:
+    from stemserve.model_config import list_model_names, load_model
+
+    listing = []
+    for name in list_model_names(settings.model_repository):
+        spec = load_model(settings.model_repository, name).spec
+        listing.append(
+            {
+                "name": spec.name,
+                "stems": list(spec.stems),
+                "model_version": spec.model_version,
+                "sample_rate_hz": spec.sample_rate_hz,
+                "segment_samples": spec.segment_samples,
+                "architecture": spec.architecture,
+                "license": spec.license,
+            }
+        )
+    return listing
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings.load({"model_repository": args.model_repository})
+        if args.command == "separate":
+            output: object = _separate(args, settings)
+        else:
+            output = _models(settings)
+    except StemserveError as exc:
+        sys.stderr.write(f"stemserve: error: {exc}\n")
+        return 2
+    json.dump(output, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

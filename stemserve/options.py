@@ -1,0 +1,58 @@
+"""A separation request's options, validated once when built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from preprocess.chunk import MAX_OVERLAP, MIN_OVERLAP
+from preprocess.encode import BIT_DEPTHS, FORMATS, OUTPUT_SAMPLE_RATES_HZ, EncodeOptions
+from stemserve.errors import InvalidOptionError
+from stemserve.presets import PRESETS
+
+DEFAULT_MODEL = "stemserve-small"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeparationOptions:
+    stems: int = 4
+    format: str = "wav"
+    bit_depth: str = "16"
+    sample_rate_hz: int | None = None  # None: the input's rate when allowed, else 44100
+    normalize: bool = True
+    model: str = DEFAULT_MODEL
+    overlap: float | None = None  # None: the model's default overlap
+
+    def __post_init__(self) -> None:
+        if self.stems not in PRESETS:
+            raise InvalidOptionError(f"stems must be one of {sorted(PRESETS)}, not {self.stems}")
+        if self.format not in FORMATS:
+            raise InvalidOptionError(f"format must be one of {list(FORMATS)}, not {self.format!r}")
+        try:
+            EncodeOptions(format=self.format, bit_depth=self.bit_depth)
+        except ValueError as exc:
+            raise InvalidOptionError(str(exc)) from exc
+        if self.bit_depth not in BIT_DEPTHS:
+            raise InvalidOptionError(f"bit_depth must be one of {list(BIT_DEPTHS)}, not {self.bit_depth!r}")
+        if self.sample_rate_hz is not None and self.sample_rate_hz not in OUTPUT_SAMPLE_RATES_HZ:
+            raise InvalidOptionError(
+                f"sample_rate must be one of {list(OUTPUT_SAMPLE_RATES_HZ)}, not {self.sample_rate_hz}"
+            )
+        if self.overlap is not None and not MIN_OVERLAP <= self.overlap <= MAX_OVERLAP:
+            raise InvalidOptionError(f"overlap must be within {MIN_OVERLAP}-{MAX_OVERLAP}, not {self.overlap}")
+        if not self.model or "/" in self.model or self.model.startswith("."):
+            raise InvalidOptionError(f"model must be a model name, not {self.model!r}")
+
+    @property
+    def encode(self) -> EncodeOptions:
+        return EncodeOptions(format=self.format, bit_depth=self.bit_depth)
+
+    def output_rate_hz(self, input_rate_hz: int) -> int:
+        if self.sample_rate_hz is not None:
+            return self.sample_rate_hz
+        return input_rate_hz if input_rate_hz in OUTPUT_SAMPLE_RATES_HZ else OUTPUT_SAMPLE_RATES_HZ[0]
+
+    def cache_key_part(self) -> str:
+        return (
+            f"stems={self.stems};format={self.format};bit_depth={self.bit_depth};"
+            f"rate={self.sample_rate_hz};normalize={self.normalize};overlap={self.overlap}"
+        )

@@ -1,0 +1,153 @@
+"""One separation, end to end in this process: decode -> validate -> stereo -> resample ->
+normalize -> windows through the backend -> overlap-add -> preset -> resample -> encode.
+
+Stems are written window by window as the overlap-add finishes them, into hidden partial
+files renamed into place only when every stem is complete: a failed or cancelled
+separation never leaves a stem that looks finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.channels import to_stereo
+from preprocess.chunk import WindowPlan, separate_windows
+from preprocess.decode import AudioInfo, DecodeLimits, decode
+from preprocess.encode import StemWriter
+from preprocess.normalize import apply_gain, clipping_warnings, normalization_gain, peak
+from preprocess.resample import StreamResampler, resample
+from server.backends.base import Backend
+from stemserve.options import SeparationOptions
+from stemserve.presets import resolve
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+SHORT_INPUT_S = 1.0
+LOW_CONFIDENCE_RESIDUAL = 0.1  # energy of (mix - sum of stems) relative to the mix
+
+
+@dataclass(frozen=True)
+class StemFile:
+    path: str
+    sample_rate_hz: int
+    nb_frames: int
+    format: str
+
+
+@dataclass(frozen=True)
+class SeparationResult:
+    model_name: str
+    model_version: str
+    runtime_seconds: float
+    device: str
+    audio_seconds: float
+    input: dict[str, object]
+    warnings: list[str] = field(default_factory=list)
+    stems: dict[str, StemFile] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def separate(
+    source: bytes | Path,
+    out_dir: Path,
+    backend: Backend,
+    options: SeparationOptions = SeparationOptions(),
+    *,
+    limits: DecodeLimits = DecodeLimits(),
+    progress: ProgressFn | None = None,
+) -> SeparationResult:
+    started = time.perf_counter()
+    spec = backend.spec
+    preset = resolve(options.stems, spec.stems, spec.name)
+    audio, info = decode(source, limits)
+    stereo, warnings = to_stereo(audio)
+    del audio
+    # (channels, samples) at the model's rate
+    signal = np.ascontiguousarray(resample(stereo, info.sample_rate_hz, spec.sample_rate_hz).T)
+    del stereo
+    gain = normalization_gain(peak(signal)) if options.normalize else 1.0
+    signal = apply_gain(signal, gain)
+    overlap = spec.default_overlap if options.overlap is None else options.overlap
+    plan = WindowPlan.for_fraction(signal.shape[1], spec.segment_samples, overlap)
+    if info.duration_s < SHORT_INPUT_S:
+        warnings.append(
+            f"short input: {info.duration_s:.3f} s is under {SHORT_INPUT_S:g} s; the model has little context"
+        )
+
+    out_rate = options.output_rate_hz(info.sample_rate_hz)
+    nb_out_frames = round(info.nb_frames * out_rate / info.sample_rate_hz)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = {name: out_dir / f"{name}.{options.encode.extension}" for name in preset.names}
+    partial = {name: out_dir / f".{path.name}.partial" for name, path in final.items()}
+    writers: dict[str, StemWriter] = {}
+    try:
+        resamplers = {
+            n: StreamResampler(spec.sample_rate_hz, out_rate, 2, nb_out_frames) for n in preset.names
+        }
+        for name in preset.names:
+            writers[name] = StemWriter(partial[name], out_rate, 2, options.encode)
+        undo = np.float32(1.0 / gain)
+        position = 0
+        residual_energy = mix_energy = 0.0
+        for block in separate_windows(
+            signal, plan, backend.infer, batch_size=_batch_size(backend), progress=progress
+        ):
+            n = block.shape[2]
+            mix = signal[:, position : position + n] * undo  # (channels, n)
+            model_stems = block * undo  # (stems, channels, n)
+            residual_energy += float(np.sum((mix - model_stems.sum(axis=0)) ** 2))
+            mix_energy += float(np.sum(mix**2))
+            for name, stem in preset.apply(model_stems, mix).items():
+                writers[name].write(resamplers[name].push(stem.T))  # (n, channels)
+            position += n
+        for name, writer in writers.items():
+            writer.write(resamplers[name].push(np.zeros((0, 2), np.float32), last=True))
+            writer.close()
+        warnings += clipping_warnings({name: w.peak for name, w in writers.items()})
+        if mix_energy > 0 and residual_energy > LOW_CONFIDENCE_RESIDUAL * mix_energy:
+            warnings.append(
+                f"low confidence: the model's stems leave {100 * residual_energy / mix_energy:.0f} % of "
+                f"the mix's energy unexplained"
+            )
+        for name in preset.names:
+            os.replace(partial[name], final[name])
+    except BaseException:
+        for writer in writers.values():
+            writer.close()
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    stems = {
+        name: StemFile(str(final[name]), out_rate, writers[name].nb_frames, options.format)
+        for name in preset.names
+    }
+    result = SeparationResult(
+        model_name=spec.name,
+        model_version=spec.model_version,
+        runtime_seconds=round(time.perf_counter() - started, 3),
+        device=backend.device,
+        audio_seconds=round(info.duration_s, 3),
+        input=info.as_log_dict(),
+        warnings=warnings,
+        stems=stems,
+    )
+    log.info("separated %s s of audio in %s s", result.audio_seconds, result.runtime_seconds)
+    return result
+
+
+def _batch_size(backend: Backend) -> int:
+    return max(int(getattr(backend, "max_batch_size", 1)), 1)
+
+
+__all__ = ["AudioInfo", "SeparationResult", "StemFile", "separate"]

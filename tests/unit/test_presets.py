@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from stemserve.errors import InvalidOptionError
+from stemserve.presets import resolve
+
+FIVE = ("vocals", "drums", "bass", "piano", "other")
+SIX = ("vocals", "drums", "bass", "guitar", "piano", "other")
+
+
+def model_output(nb_stems: int) -> np.ndarray:
+    # stem s holds the constant s + 1, so folds are visible as sums
+    return np.stack([np.full((2, 3), s + 1.0, np.float32) for s in range(nb_stems)])
+
+
+def test_two_stems_sum_exactly_to_the_mix():
+    rng = np.random.default_rng(1)
+    stems = rng.standard_normal((5, 2, 1000)).astype(np.float32)
+    mix = rng.standard_normal((2, 1000)).astype(np.float32)
+    out = resolve(2, FIVE).apply(stems, mix)
+    assert list(out) == ["vocals", "instrumental"]
+    np.testing.assert_array_equal(out["vocals"], stems[0])
+    np.testing.assert_array_equal(out["instrumental"], mix - stems[0])
+    np.testing.assert_allclose(out["vocals"] + out["instrumental"], mix, atol=1e-6)
+
+
+def test_four_stems_fold_piano_into_other():
+    out = resolve(4, FIVE).apply(model_output(5), np.zeros((2, 3), np.float32))
+    assert list(out) == ["vocals", "drums", "bass", "other"]
+    assert [float(v[0, 0]) for v in out.values()] == [1.0, 2.0, 3.0, 4.0 + 5.0]
+
+
+def test_six_stem_model_folds_guitar_and_piano_for_four_and_guitar_for_five():
+    four = resolve(4, SIX).apply(model_output(6), np.zeros((2, 3), np.float32))
+    assert float(four["other"][0, 0]) == 4.0 + 5.0 + 6.0
+    five = resolve(5, SIX).apply(model_output(6), np.zeros((2, 3), np.float32))
+    assert [float(v[0, 0]) for v in five.values()] == [1.0, 2.0, 3.0, 5.0, 4.0 + 6.0]
+
+
+def test_preset_a_model_cannot_serve_is_a_clear_error():
+    with pytest.raises(InvalidOptionError, match=r"5-stem preset needs stems .*missing \['piano'\]"):
+        resolve(5, ("vocals", "drums", "bass", "other"), "umx")
+    with pytest.raises(InvalidOptionError, match="stems must be one of \\[2, 4, 5\\], not 3"):
+        resolve(3, FIVE)
