@@ -1,0 +1,23 @@
+"""The README's two commands exist, and CI runs the second one verbatim."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_commands() -> list[str]:
+    section = ROOT.joinpath("README.md").read_text().split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)\n\s*```", section, re.S)
+
+
+def test_readme_has_the_two_commands_and_their_scripts_exist():
+    commands = [c.strip() for c in readme_commands()]
+    assert commands == ["bash scripts/separate-example.sh", "bash scripts/test.sh"]
+    for command in commands:
+        assert (ROOT / command.split()[1]).is_file()
+
+
+def test_ci_runs_the_readme_test_command():
+    lines = [line.strip() for line in ROOT.joinpath(".ci/run").read_text().splitlines()]
+    assert readme_commands()[1].strip() in lines
