@@ -42,9 +42,7 @@ class WindowPlan:
     @classmethod
     def for_fraction(cls, nb_samples: int, segment: int, overlap_fraction: float) -> WindowPlan:
         if not MIN_OVERLAP <= overlap_fraction <= MAX_OVERLAP:
-            raise ValueError(
-                f"overlap must be within {MIN_OVERLAP}-{MAX_OVERLAP}, got {overlap_fraction}"
-            )
+            raise ValueError(f"overlap must be within {MIN_OVERLAP}-{MAX_OVERLAP}, got {overlap_fraction}")
         return cls(nb_samples, segment, int(round(segment * overlap_fraction)))
 
     @property
@@ -74,12 +72,13 @@ class WindowPlan:
 
 
 def window(signal: np.ndarray, plan: WindowPlan, index: int) -> np.ndarray:
-    """Window ``index`` of ``signal`` ``(channels, samples)``, zero-padded past the end."""
+    """Window ``index`` of ``signal`` ``(samples, channels)`` as ``(channels, segment)``,
+    zero-padded past the end."""
     start = plan.start(index)
-    piece = signal[:, start : start + plan.segment]
+    piece = signal[start : start + plan.segment].T  # (channels, n)
     if piece.shape[1] == plan.segment:
         return piece
-    padded = np.zeros((signal.shape[0], plan.segment), dtype=np.float32)
+    padded = np.zeros((signal.shape[1], plan.segment), dtype=np.float32)
     padded[:, : piece.shape[1]] = piece
     return padded
 
@@ -90,21 +89,25 @@ def separate_windows(
     infer: InferFn,
     *,
     batch_size: int = 4,
+    gain: float = 1.0,
     progress: ProgressFn | None = None,
 ) -> Iterator[np.ndarray]:
-    """Run ``infer`` over the windows of ``signal`` ``(channels, samples)`` and yield the
-    overlap-added output in consecutive blocks ``(stems, channels, n)`` whose lengths add
-    up to exactly ``plan.nb_samples``."""
-    if signal.ndim != 2 or signal.shape[1] != plan.nb_samples:
-        raise ValueError(f"signal must be (channels, {plan.nb_samples}), got {signal.shape}")
+    """Run ``infer`` over the windows of ``signal`` ``(samples, channels)``, each scaled
+    by ``gain``, and yield the overlap-added output in consecutive blocks ``(stems,
+    channels, n)`` whose lengths add up to exactly ``plan.nb_samples``. Blocks are views
+    of the model's outputs and are not modified after they are yielded."""
+    if signal.ndim != 2 or signal.shape[0] != plan.nb_samples:
+        raise ValueError(f"signal must be ({plan.nb_samples}, channels), got {signal.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    total = plan.nb_windows
-    pending: np.ndarray | None = None  # (stems, channels, segment), output from `emitted` on
-    emitted = 0
+    total, hop, overlap = plan.nb_windows, plan.hop, plan.overlap
+    fade_in = plan.weights(1)[:overlap]  # the next window's fade-out is 1 - fade_in
+    tail: np.ndarray | None = None  # (stems, channels, overlap): previous window's faded end
     for first in range(0, total, batch_size):
         indices = range(first, min(first + batch_size, total))
         batch = np.stack([window(signal, plan, i) for i in indices])  # (batch, channels, segment)
+        if gain != 1.0:
+            batch *= np.float32(gain)
         outputs = infer(batch)  # (batch, stems, channels, segment)
         if outputs.ndim != 4 or outputs.shape[0] != len(indices) or outputs.shape[2:] != batch.shape[1:]:
             raise ValueError(
@@ -112,19 +115,15 @@ def separate_windows(
                 f"got {outputs.shape}"
             )
         for offset, index in enumerate(indices):
-            weighted = outputs[offset] * plan.weights(index)  # (stems, channels, segment)
-            if pending is None:
-                pending = weighted
-            else:
-                pending[:, :, plan.hop :] += weighted[:, :, : plan.overlap]
-                # the first `hop` pending samples are final: no later window reaches them
-                done = min(plan.hop, plan.nb_samples - emitted)
-                yield pending[:, :, :done].copy()
-                emitted += done
-                # (stems, channels, segment): the output from window `index`'s start on
-                pending = np.concatenate([pending[:, :, plan.hop :], weighted[:, :, plan.overlap :]], axis=2)
+            out = outputs[offset]  # (stems, channels, segment)
+            is_last = index == total - 1
+            block = out[:, :, : plan.nb_samples - plan.start(index)] if is_last else out[:, :, :hop]
+            if tail is not None:
+                head = block[:, :, :overlap]  # shorter than the overlap only in a short last window
+                head *= fade_in[: head.shape[2]]
+                head += tail[:, :, : head.shape[2]]
+            if not is_last:
+                tail = out[:, :, hop:] * (1.0 - fade_in)
+            yield block
             if progress is not None:
                 progress(index + 1, total)
-    if pending is None:
-        raise RuntimeError("no window was processed")
-    yield pending[:, :, : plan.nb_samples - emitted].copy()

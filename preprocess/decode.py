@@ -74,9 +74,7 @@ def _open(source: bytes | Path, limits: DecodeLimits) -> tuple[sf.SoundFile, int
     if nb_bytes == 0:
         raise InvalidAudioError("input must hold audio bytes, got an empty upload (0 bytes)", reason="empty")
     if nb_bytes > limits.max_bytes:
-        raise InvalidAudioError(
-            f"input must be at most {limits.max_bytes} bytes, got {nb_bytes}", reason="too_large"
-        )
+        raise InvalidAudioError(f"input must be at most {limits.max_bytes} bytes, got {nb_bytes}", reason="too_large")
     try:
         return sf.SoundFile(handle), nb_bytes
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -143,6 +141,43 @@ def _declared_wav_frames(handle: sf.SoundFile) -> int | None:
     return round(int(handle.frames) * declared_bytes / actual_bytes)
 
 
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+
+def _read_all(handle: sf.SoundFile, info: AudioInfo, max_frames: int, limits: DecodeLimits) -> np.ndarray:
+    """Every frame as float32 ``(nb_frames, nb_channels)``: one buffer when the header's
+    length is known and right, growing blocks otherwise (mp3 estimates, streams)."""
+    blocks: list[np.ndarray] = []
+    nb_read = 0
+    expected = min(info.nb_frames, max_frames)
+    try:
+        if expected > 0:
+            first = handle.read(expected, dtype="float32", always_2d=True)
+            blocks.append(first)
+            nb_read = len(first)
+        while True:
+            block = handle.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if len(block) == 0:
+                break
+            nb_read += len(block)
+            if nb_read > max_frames:
+                raise InvalidAudioError(
+                    f"input must be at most {limits.max_duration_s:g} s long, got more than that "
+                    f"(its header declared {info.duration_s:.1f} s)",
+                    reason="too_long",
+                )
+            blocks.append(block)
+    except sf.LibsndfileError as exc:
+        raise InvalidAudioError(
+            f"input must be a complete {info.format} file; decoding failed after {nb_read} frames "
+            f"of {info.nb_frames} declared ({exc})",
+            reason="corrupt",
+        ) from exc
+    if not blocks:
+        return np.zeros((0, info.nb_channels), np.float32)
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
 def decode(source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> tuple[np.ndarray, AudioInfo]:
     """Decode to float32 ``(nb_frames, nb_channels)`` and the checked header info.
 
@@ -152,27 +187,8 @@ def decode(source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> tuple
     with handle:
         info = _checked_info(handle, nb_bytes, limits)
         max_frames = int(limits.max_duration_s * info.sample_rate_hz) + 1
-        blocks: list[np.ndarray] = []
-        nb_read = 0
-        try:
-            while True:
-                block = handle.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if len(block) == 0:
-                    break
-                nb_read += len(block)
-                if nb_read > max_frames:
-                    raise InvalidAudioError(
-                        f"input must be at most {limits.max_duration_s:g} s long, got more than that "
-                        f"(its header declared {info.duration_s:.1f} s)",
-                        reason="too_long",
-                    )
-                blocks.append(block)
-        except sf.LibsndfileError as exc:
-            raise InvalidAudioError(
-                f"input must be a complete {info.format} file; decoding failed after {nb_read} frames "
-                f"of {info.nb_frames} declared ({exc})",
-                reason="corrupt",
-            ) from exc
+        audio = _read_all(handle, info, max_frames, limits)
+    nb_read = len(audio)
     if nb_read == 0:
         raise InvalidAudioError(
             f"input must contain at least 1 audio frame, got 0 (header declared {info.nb_frames})",
@@ -183,15 +199,14 @@ def decode(source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> tuple
             f"input is truncated: its header declares {info.nb_frames} frames, got {nb_read}",
             reason="truncated",
         )
-    audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    bad = ~np.isfinite(audio)
-    if bad.any():
-        first = int(np.argwhere(bad)[0][0])
-        raise InvalidAudioError(
-            f"input samples must be finite numbers, got {int(bad.sum())} NaN/Inf values "
-            f"(first at frame {first})",
-            reason="non_finite",
-        )
+    if info.subtype in _FLOAT_SUBTYPES or info.format in ("OGG", "MP3"):  # integer PCM is always finite
+        bad = ~np.isfinite(audio)
+        if bad.any():
+            first = int(np.argwhere(bad)[0][0])
+            raise InvalidAudioError(
+                f"input samples must be finite numbers, got {int(bad.sum())} NaN/Inf values (first at frame {first})",
+                reason="non_finite",
+            )
     info = AudioInfo(**{**info.__dict__, "nb_frames": nb_read})
     log.info("input_audio %s", json.dumps(info.as_log_dict(), sort_keys=True))
     return audio, info

@@ -24,6 +24,8 @@ _SUBTYPES = {
     ("mp3", "24"): "MPEG_LAYER_III",
 }
 _CONTAINERS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+# full-scale value of the integer written for each PCM subtype (24-bit goes through int32)
+_INT_SCALES = {"PCM_16": 2.0**15, "PCM_24": 2.0**23}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,13 +68,30 @@ class StemWriter:
         )
 
     def write(self, block: np.ndarray) -> None:
+        """Append ``(frames, channels)`` float32 samples (any memory layout)."""
         if len(block) == 0:
             return
-        self.peak = max(self.peak, float(np.max(np.abs(block))))
-        if self.options.clips:
-            block = np.clip(block, -1.0, 1.0)
-        self._file.write(block)
+        self.peak = max(self.peak, float(block.max()), -float(block.min()))
+        self._file.write(self._converted(block))
         self.nb_frames += len(block)
+
+    def _converted(self, block: np.ndarray) -> np.ndarray:
+        """Interleaved samples in the file's own sample type where that is an integer
+        (clipped at full scale, rounded), else contiguous float32."""
+        scale = _INT_SCALES.get(_SUBTYPES[(self.options.format, self.options.bit_depth)])
+        wide = scale is not None and scale > 2**15  # 24-bit needs float64 to stay exact
+        buffer = np.empty(block.shape, np.float64 if wide else np.float32)  # C order
+        if scale is None:
+            buffer[...] = block
+            if self.options.clips:
+                np.clip(buffer, -1.0, 1.0, out=buffer)
+            return buffer
+        np.multiply(block, scale, out=buffer)
+        np.rint(buffer, out=buffer)
+        np.clip(buffer, -scale, scale - 1, out=buffer)
+        if wide:  # libsndfile keeps the top 24 bits of an int32
+            return buffer.astype(np.int32) << 8
+        return buffer.astype(np.int16)
 
     def close(self) -> None:
         self._file.close()

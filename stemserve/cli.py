@@ -1,4 +1,4 @@
-"""The ``stemserve`` command line: ``separate``, ``models`` (and ``serve`` with the server extra)."""
+"""The ``stemserve`` command line: ``separate``, ``models`` and ``serve`` (with the server extra)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,35 @@ def get_parser() -> argparse.ArgumentParser:
     sep.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     commands.add_parser("models", help="list the models of the repository")
+
+    serve = commands.add_parser("serve", help="run the gRPC service (needs the server extra)")
+    serve.add_argument("--host", help="address to bind (default: every interface)")
+    serve.add_argument("--port", type=int, help="gRPC port (0: a free one)")
+    serve.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: a free one)")
+    serve.add_argument("--models", help="comma-separated models to serve (default: every model)")
+    serve.add_argument("--api-keys", dest="api_keys_file", type=Path, help="file of hashed API keys: turns auth on")
+    serve.add_argument("--max-songs-in-flight", type=int, help="global limit on songs being separated")
+    serve.add_argument("--max-songs-per-key", type=int, help="limit per API key")
+    serve.add_argument("--cache-dir", type=Path, help="result cache folder")
+    serve.add_argument("--cache-max-bytes", type=int, help="result cache size bound (0: no cache)")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain: turns TLS on (with --tls-key)")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key")
     return parser
+
+
+SERVE_SETTINGS = (
+    "host",
+    "port",
+    "metrics_port",
+    "models",
+    "api_keys_file",
+    "max_songs_in_flight",
+    "max_songs_per_key",
+    "cache_dir",
+    "cache_max_bytes",
+    "tls_cert",
+    "tls_key",
+)
 
 
 class ProgressBar:
@@ -105,7 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        settings = Settings.load({"model_repository": args.model_repository})
+        overrides = {name: getattr(args, name, None) for name in SERVE_SETTINGS}
+        settings = Settings.load({"model_repository": args.model_repository, **overrides})
+        if args.command == "serve":
+            import asyncio
+
+            from server.app import serve
+
+            asyncio.run(serve(settings))
+            return 0
         if args.command == "separate":
             output: object = _separate(args, settings)
         else:

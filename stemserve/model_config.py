@@ -42,7 +42,7 @@ def _tokens(text: str) -> list[str]:
             break
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise ModelConfigError(f"config.pbtxt: unexpected text at offset {pos}: {text[pos:pos + 20]!r}")
+            raise ModelConfigError(f"config.pbtxt: unexpected text at offset {pos}: {text[pos : pos + 20]!r}")
         pos = match.end()
         if match.group("comment") is None:
             tokens.append(match.group(match.lastgroup or "word"))
@@ -135,9 +135,7 @@ class ModelSpec:
                 f"model {self.name!r}: sample_rate must be within 8000-192000 Hz, got {self.sample_rate_hz}"
             )
         if self.segment_samples < 256:
-            raise ModelConfigError(
-                f"model {self.name!r}: segment_samples must be >= 256, got {self.segment_samples}"
-            )
+            raise ModelConfigError(f"model {self.name!r}: segment_samples must be >= 256, got {self.segment_samples}")
         if not 0.0 <= self.default_overlap <= 0.5:
             raise ModelConfigError(
                 f"model {self.name!r}: default_overlap must be within 0-0.5, got {self.default_overlap}"
@@ -220,9 +218,7 @@ def render_config(spec: ModelSpec, *, instance_count: int = 1, kind: str = "KIND
         "license": spec.license,
     }
     if spec.onnxruntime_config:
-        params["onnxruntime_session_config"] = ";".join(
-            f"{k}={v}" for k, v in sorted(spec.onnxruntime_config.items())
-        )
+        params["onnxruntime_session_config"] = ";".join(f"{k}={v}" for k, v in sorted(spec.onnxruntime_config.items()))
     lines = [
         f'name: "{spec.name}"',
         f'platform: "{spec.platform}"',
@@ -231,8 +227,7 @@ def render_config(spec: ModelSpec, *, instance_count: int = 1, kind: str = "KIND
         f'  {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ 2, {spec.segment_samples} ] }}',
         "]",
         "output [",
-        f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 '
-        f"dims: [ {len(spec.stems)}, 2, {spec.segment_samples} ] }}",
+        f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_FP32 dims: [ {len(spec.stems)}, 2, {spec.segment_samples} ] }}',
         "]",
         "dynamic_batching { max_queue_delay_microseconds: 2000 }",
         f"instance_group [ {{ kind: {kind} count: {instance_count} }} ]",

@@ -9,7 +9,6 @@ separation never leaves a stem that looks finished.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,12 +19,12 @@ import numpy as np
 from preprocess.channels import to_stereo
 from preprocess.chunk import WindowPlan, separate_windows
 from preprocess.decode import AudioInfo, DecodeLimits, decode
-from preprocess.encode import StemWriter
-from preprocess.normalize import apply_gain, clipping_warnings, normalization_gain, peak
-from preprocess.resample import StreamResampler, resample
+from preprocess.normalize import clipping_warnings, normalization_gain, peak
+from preprocess.resample import resample
 from server.backends.base import Backend
 from stemserve.options import SeparationOptions
 from stemserve.presets import resolve
+from stemserve.stem_sink import StemSink
 
 log = logging.getLogger(__name__)
 
@@ -72,64 +71,55 @@ def separate(
     audio, info = decode(source, limits)
     stereo, warnings = to_stereo(audio)
     del audio
-    # (channels, samples) at the model's rate
-    signal = np.ascontiguousarray(resample(stereo, info.sample_rate_hz, spec.sample_rate_hz).T)
+    signal = resample(stereo, info.sample_rate_hz, spec.sample_rate_hz)  # (samples, channels)
     del stereo
     gain = normalization_gain(peak(signal)) if options.normalize else 1.0
-    signal = apply_gain(signal, gain)
     overlap = spec.default_overlap if options.overlap is None else options.overlap
-    plan = WindowPlan.for_fraction(signal.shape[1], spec.segment_samples, overlap)
+    plan = WindowPlan.for_fraction(len(signal), spec.segment_samples, overlap)
     if info.duration_s < SHORT_INPUT_S:
         warnings.append(
             f"short input: {info.duration_s:.3f} s is under {SHORT_INPUT_S:g} s; the model has little context"
         )
-
     out_rate = options.output_rate_hz(info.sample_rate_hz)
-    nb_out_frames = round(info.nb_frames * out_rate / info.sample_rate_hz)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = {name: out_dir / f"{name}.{options.encode.extension}" for name in preset.names}
-    partial = {name: out_dir / f".{path.name}.partial" for name, path in final.items()}
-    writers: dict[str, StemWriter] = {}
+    sink = StemSink(
+        Path(out_dir),
+        preset.names,
+        model_rate_hz=spec.sample_rate_hz,
+        out_rate_hz=out_rate,
+        nb_out_frames=round(info.nb_frames * out_rate / info.sample_rate_hz),
+        options=options.encode,
+    )
     try:
-        resamplers = {
-            n: StreamResampler(spec.sample_rate_hz, out_rate, 2, nb_out_frames) for n in preset.names
-        }
-        for name in preset.names:
-            writers[name] = StemWriter(partial[name], out_rate, 2, options.encode)
-        undo = np.float32(1.0 / gain)
+        undo = np.float32(1.0 / gain)  # exact: the gain is a power of two
         position = 0
         residual_energy = mix_energy = 0.0
         for block in separate_windows(
-            signal, plan, backend.infer, batch_size=_batch_size(backend), progress=progress
+            signal, plan, backend.infer, batch_size=_batch_size(backend), gain=gain, progress=progress
         ):
             n = block.shape[2]
-            mix = signal[:, position : position + n] * undo  # (channels, n)
-            model_stems = block * undo  # (stems, channels, n)
-            residual_energy += float(np.sum((mix - model_stems.sum(axis=0)) ** 2))
-            mix_energy += float(np.sum(mix**2))
-            for name, stem in preset.apply(model_stems, mix).items():
-                writers[name].write(resamplers[name].push(stem.T))  # (n, channels)
+            mix = signal[position : position + n].T  # (channels, n)
+            model_stems = block  # (stems, channels, n)
+            if undo != 1.0:
+                model_stems *= undo
+            # every 16th sample is plenty to estimate how much of the mix the stems explain
+            sparse_mix = mix[:, ::16]
+            residual = sparse_mix - model_stems[:, :, ::16].sum(axis=0)
+            residual_energy += float(np.vdot(residual, residual))
+            mix_energy += float(np.vdot(sparse_mix, sparse_mix))
+            sink.put(preset.apply(model_stems, mix))
             position += n
-        for name, writer in writers.items():
-            writer.write(resamplers[name].push(np.zeros((0, 2), np.float32), last=True))
-            writer.close()
-        warnings += clipping_warnings({name: w.peak for name, w in writers.items()})
-        if mix_energy > 0 and residual_energy > LOW_CONFIDENCE_RESIDUAL * mix_energy:
-            warnings.append(
-                f"low confidence: the model's stems leave {100 * residual_energy / mix_energy:.0f} % of "
-                f"the mix's energy unexplained"
-            )
-        for name in preset.names:
-            os.replace(partial[name], final[name])
+        final = sink.commit()
     except BaseException:
-        for writer in writers.values():
-            writer.close()
-        for path in partial.values():
-            path.unlink(missing_ok=True)
+        sink.abort()
         raise
+    warnings += clipping_warnings({name: w.peak for name, w in sink.writers.items()})
+    if mix_energy > 0 and residual_energy > LOW_CONFIDENCE_RESIDUAL * mix_energy:
+        warnings.append(
+            f"low confidence: the model's stems leave {100 * residual_energy / mix_energy:.0f} % of "
+            f"the mix's energy unexplained"
+        )
     stems = {
-        name: StemFile(str(final[name]), out_rate, writers[name].nb_frames, options.format)
+        name: StemFile(str(final[name]), out_rate, sink.writers[name].nb_frames, options.format)
         for name in preset.names
     }
     result = SeparationResult(

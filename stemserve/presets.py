@@ -35,10 +35,15 @@ class Preset:
         out: dict[str, np.ndarray] = {}
         for name, indices in zip(self.names, self.sources):
             if indices is not None:
-                out[name] = model_stems[list(indices)].sum(axis=0, dtype=np.float32)
+                out[name] = model_stems[indices[0]]  # a view when nothing is folded
+                for index in indices[1:]:
+                    out[name] = out[name] + model_stems[index]
         for name, indices in zip(self.names, self.sources):
             if indices is None:
-                out[name] = mix - sum(out.values())
+                rest = mix.astype(np.float32, copy=True)
+                for other in out.values():
+                    rest -= other
+                out[name] = rest
         return {name: out[name] for name in self.names}
 
 

@@ -20,6 +20,21 @@ class Settings:
     max_upload_bytes: int = 500 * 1024 * 1024
     max_duration_s: float = 3 * 3600.0
     intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)
+    # gRPC server (stemserve serve)
+    host: str = "[::]"
+    port: int = 50051  # 0: a free port
+    metrics_port: int = 9464  # Prometheus exposition; 0: a free port
+    models: str = ""  # comma-separated model names to load and serve; empty: every model
+    api_keys_file: Path | None = None  # hashed API keys; None: no authentication
+    max_songs_in_flight: int = 4  # global
+    max_songs_per_key: int = 2
+    cache_dir: Path = Path.home() / ".cache" / "stemserve" / "results"
+    cache_max_bytes: int = 2 * 1024**3  # 0: no result cache
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    shutdown_grace_s: float = 30.0  # time requests in flight get to finish on shutdown
+    # gRPC client (stemserve separate --server)
+    api_key: str = ""
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0:
@@ -28,11 +43,27 @@ class Settings:
             raise InvalidOptionError(f"max_duration_s must be > 0, not {self.max_duration_s}")
         if self.intra_op_threads < 0:
             raise InvalidOptionError(f"intra_op_threads must be >= 0, not {self.intra_op_threads}")
+        for name in ("port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise InvalidOptionError(f"{name} must be within 0-65535, not {getattr(self, name)}")
+        for name in ("max_songs_in_flight", "max_songs_per_key"):
+            if getattr(self, name) < 1:
+                raise InvalidOptionError(f"{name} must be >= 1, not {getattr(self, name)}")
+        if self.cache_max_bytes < 0:
+            raise InvalidOptionError(f"cache_max_bytes must be >= 0, not {self.cache_max_bytes}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidOptionError(
+                f"tls_cert and tls_key must be given together, got cert={self.tls_cert} key={self.tls_key}"
+            )
+        if self.shutdown_grace_s < 0:
+            raise InvalidOptionError(f"shutdown_grace_s must be >= 0, not {self.shutdown_grace_s}")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [name.strip() for name in self.models.split(",") if name.strip()]
 
     @classmethod
-    def load(
-        cls, overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None
-    ) -> Settings:
+    def load(cls, overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for key, raw in environ.items():
@@ -54,4 +85,5 @@ class Settings:
         return cls(**converted)
 
 
-_CONVERTERS = {f.name: {"Path": Path, "int": int, "float": float}[str(f.type)] for f in fields(Settings)}
+_TYPES = {"Path": Path, "Path | None": Path, "int": int, "float": float, "str": str}
+_CONVERTERS = {f.name: _TYPES[str(f.type)] for f in fields(Settings)}

@@ -17,7 +17,7 @@ from stemserve.model_config import ModelSpec, file_sha256, render_config
 
 def mask_model(gains: list[float], segment: int, *, channel_gains: tuple[float, float] = (1.0, 1.0)) -> onnx.ModelProto:
     """stems[b, s, c, t] = mix[b, c, t] * gains[s] * channel_gains[c]"""
-    masks = (np.asarray(gains, np.float32)[:, None, None] * np.asarray(channel_gains, np.float32)[None, :, None])
+    masks = np.asarray(gains, np.float32)[:, None, None] * np.asarray(channel_gains, np.float32)[None, :, None]
     nodes = [
         helper.make_node("Unsqueeze", ["mix", "axes"], ["mix_4d"]),  # (batch, 1, 2, segment)
         helper.make_node("Mul", ["mix_4d", "masks"], ["stems"]),  # (batch, stems, 2, segment)

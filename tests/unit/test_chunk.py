@@ -9,7 +9,8 @@ def identity(batch: np.ndarray) -> np.ndarray:
 
 
 def run(signal: np.ndarray, plan: WindowPlan, infer=identity, batch_size: int = 3) -> np.ndarray:
-    blocks = list(separate_windows(signal, plan, infer, batch_size=batch_size))
+    """signal (channels, samples) -> output (stems, channels, samples)"""
+    blocks = [b.copy() for b in separate_windows(signal.T, plan, infer, batch_size=batch_size)]
     return np.concatenate(blocks, axis=2)
 
 
@@ -23,7 +24,7 @@ def test_weights_sum_to_one_everywhere(segment, overlap):
     np.testing.assert_allclose(total[:1_000], 1.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("nb_samples", [1, 37, 64, 65, 1_000, 1_003])
+@pytest.mark.parametrize("nb_samples", [1, 37, 64, 65, 100, 1_000, 1_003, 1_010])
 @pytest.mark.parametrize("overlap", [0.25, 0.5])
 def test_identity_model_reproduces_input(nb_samples, overlap):
     signal = np.random.default_rng(nb_samples).standard_normal((2, nb_samples)).astype(np.float32)
@@ -68,7 +69,7 @@ def test_progress_reports_every_window_and_bounded_batches():
         sizes.append(len(batch))
         return batch[:, None]
 
-    list(separate_windows(signal, plan, infer, batch_size=4, progress=lambda d, t: calls.append((d, t))))
+    list(separate_windows(signal.T, plan, infer, batch_size=4, progress=lambda d, t: calls.append((d, t))))
     assert calls == [(i, plan.nb_windows) for i in range(1, plan.nb_windows + 1)]
     assert max(sizes) == 4 and sum(sizes) == plan.nb_windows
 
@@ -76,7 +77,7 @@ def test_progress_reports_every_window_and_bounded_batches():
 def test_streaming_blocks_are_bounded_by_one_hop():
     plan = WindowPlan.for_fraction(50_000, 1_024, 0.25)
     signal = np.zeros((2, 50_000), np.float32)
-    lengths = [b.shape[2] for b in separate_windows(signal, plan, identity, batch_size=2)]
+    lengths = [b.shape[2] for b in separate_windows(signal.T, plan, identity, batch_size=2)]
     assert sum(lengths) == 50_000
     assert max(lengths) <= plan.segment
 
@@ -91,3 +92,16 @@ def test_wrong_model_output_shape_is_a_clear_error():
     plan = WindowPlan.for_fraction(100, 64, 0.25)
     with pytest.raises(ValueError, match="model output must be"):
         run(np.zeros((2, 100), np.float32), plan, lambda b: b[:, None, :, :10])
+
+
+def test_gain_scales_what_the_model_sees():
+    seen = []
+
+    def record(batch):
+        seen.append(float(np.abs(batch).max()))
+        return batch[:, None]
+
+    signal = np.full((2, 500), 0.25, np.float32)
+    blocks = [b.copy() for b in separate_windows(signal.T, WindowPlan.for_fraction(500, 64, 0.25), record, gain=4.0)]
+    assert set(seen) == {1.0}
+    np.testing.assert_allclose(np.concatenate(blocks, axis=2), 1.0, atol=1e-6)

@@ -10,8 +10,24 @@ from stemserve.example import write_example
 def test_separate_end_to_end_on_a_generated_clip(tmp_path, repo, capsys):
     clip = write_example(tmp_path / "clip.wav", seconds=3.0)
     mix, _ = sf.read(clip, dtype="float32")
-    code = main(["--model-repository", str(repo), "separate", str(clip), "-o", str(tmp_path / "out"),
-                 "--model", "split5", "--stems", "5", "--sample-rate", "48000", "--format", "flac"])
+    code = main(
+        [
+            "--model-repository",
+            str(repo),
+            "separate",
+            str(clip),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            "split5",
+            "--stems",
+            "5",
+            "--sample-rate",
+            "48000",
+            "--format",
+            "flac",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)

@@ -16,8 +16,14 @@ def encoded(audio: np.ndarray, rate: int, fmt: str, subtype: str | None = None) 
     return buffer.getvalue()
 
 
-LOSSLESS = [("WAV", "PCM_16", 1e-4), ("WAV", "PCM_24", 1e-6), ("WAV", "PCM_32", 1e-8), ("WAV", "FLOAT", 0),
-            ("FLAC", "PCM_16", 1e-4), ("FLAC", "PCM_24", 1e-6)]
+LOSSLESS = [
+    ("WAV", "PCM_16", 1e-4),
+    ("WAV", "PCM_24", 1e-6),
+    ("WAV", "PCM_32", 1e-8),
+    ("WAV", "FLOAT", 0),
+    ("FLAC", "PCM_16", 1e-4),
+    ("FLAC", "PCM_24", 1e-6),
+]
 
 
 @pytest.mark.parametrize("fmt,subtype,tol", LOSSLESS)
@@ -52,8 +58,16 @@ def wav_with_header(nb_frames_declared: int, payload: bytes, channels=2, rate=44
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
     data_size = nb_frames_declared * block
-    return (b"RIFF" + struct.pack("<I", 36 + data_size) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
-            + b"data" + struct.pack("<I", data_size) + payload)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_size)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_size)
+        + payload
+    )
 
 
 @pytest.mark.parametrize(
@@ -103,5 +117,7 @@ def test_input_properties_are_logged_once(caplog):
     caplog.set_level("INFO", logger="preprocess.decode")
     decode(encoded(tone_mix(4_410), 44_100, "WAV"))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("input_audio")]
-    assert lines == ['input_audio {"bytes": 17684, "channels": 2, "duration_s": 0.1, "format": "WAV", '
-                     '"sample_rate_hz": 44100, "subtype": "PCM_16"}']
+    assert lines == [
+        'input_audio {"bytes": 17684, "channels": 2, "duration_s": 0.1, "format": "WAV", '
+        '"sample_rate_hz": 44100, "subtype": "PCM_16"}'
+    ]

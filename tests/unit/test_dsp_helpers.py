@@ -51,12 +51,22 @@ def test_stream_resampling_matches_length_and_whole_array(from_hz, to_hz):
 
 def test_stream_resampler_hits_an_exact_target_length():
     stream = StreamResampler(44_100, 48_000, 2, nb_out_frames=1_000)
-    out = np.concatenate([stream.push(np.ones((500, 2), np.float32)), stream.push(np.ones((0, 2), np.float32), last=True)])
+    out = np.concatenate(
+        [stream.push(np.ones((500, 2), np.float32)), stream.push(np.ones((0, 2), np.float32), last=True)]
+    )
     assert out.shape == (1_000, 2)
 
 
-@pytest.mark.parametrize("fmt,depth,tol", [("wav", "16", 1 / 32768), ("wav", "24", 1e-6), ("wav", "float", 0),
-                                           ("flac", "16", 1 / 32768), ("flac", "24", 1e-6)])
+@pytest.mark.parametrize(
+    "fmt,depth,tol",
+    [
+        ("wav", "16", 0.5 / 32768 + 1e-9),
+        ("wav", "24", 0.5 / 2**23 + 1e-9),
+        ("wav", "float", 0),
+        ("flac", "16", 0.5 / 32768 + 1e-9),
+        ("flac", "24", 0.5 / 2**23 + 1e-9),
+    ],
+)
 @pytest.mark.parametrize("rate", [44_100, 48_000])
 def test_encoded_stems_have_exact_rate_length_and_values(tmp_path, fmt, depth, tol, rate):
     audio = tone_mix(10_007, rate)

@@ -3,7 +3,7 @@ import pytest
 from stemserve.errors import ModelConfigError, ModelNotFoundError
 from stemserve.model_config import ModelSpec, load_model, parse_pbtxt, render_config, spec_from_config
 
-TRITON_STYLE = '''
+TRITON_STYLE = """
 name: "demo"  # a comment
 platform: "onnxruntime_onnx"
 max_batch_size: 8
@@ -16,7 +16,7 @@ parameters { key: "stems" value: { string_value: "vocals,drums,bass,other" } }
 parameters: { key: "sample_rate" value: { string_value: "44100" } }
 parameters { key: "segment_samples" value { string_value: "1024" } }
 parameters { key: "default_overlap" value { string_value: "0.5" } }
-'''
+"""
 
 
 def test_parses_triton_style_config():
@@ -24,14 +24,29 @@ def test_parses_triton_style_config():
     assert config["input"][0]["dims"] == [2, 1024]
     assert config["dynamic_batching"][0]["max_queue_delay_microseconds"] == [100]
     spec = spec_from_config(config)
-    assert spec == ModelSpec(name="demo", stems=("vocals", "drums", "bass", "other"), sample_rate_hz=44100,
-                             segment_samples=1024, default_overlap=0.5, max_batch_size=8)
+    assert spec == ModelSpec(
+        name="demo",
+        stems=("vocals", "drums", "bass", "other"),
+        sample_rate_hz=44100,
+        segment_samples=1024,
+        default_overlap=0.5,
+        max_batch_size=8,
+    )
 
 
 def test_render_then_parse_round_trips():
-    spec = ModelSpec(name="m", stems=("vocals", "other"), sample_rate_hz=48000, segment_samples=4096,
-                     default_overlap=0.3, model_version="abc123", architecture="x", license="MIT",
-                     max_batch_size=2, onnxruntime_config={"session.disable_prepacking": "1"})
+    spec = ModelSpec(
+        name="m",
+        stems=("vocals", "other"),
+        sample_rate_hz=48000,
+        segment_samples=4096,
+        default_overlap=0.3,
+        model_version="abc123",
+        architecture="x",
+        license="MIT",
+        max_batch_size=2,
+        onnxruntime_config={"session.disable_prepacking": "1"},
+    )
     assert spec_from_config(parse_pbtxt(render_config(spec))) == spec
 
 
@@ -46,5 +61,7 @@ def test_malformed_config_is_a_clear_error():
 
 
 def test_unknown_model_lists_the_available_ones(repo):
-    with pytest.raises(ModelNotFoundError, match=r"model must be one of \['half5', 'identity5', 'split4', 'split5'\], not 'nope'"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"model must be one of \['half5', 'identity5', 'split4', 'split5'\], not 'nope'"
+    ):
         load_model(repo, "nope")

@@ -52,8 +52,10 @@ def test_two_stem_preset_sums_to_the_input(tmp_path, local_backend):
     np.testing.assert_allclose(vocals + instrumental, audio, atol=1e-6)
 
 
-@pytest.mark.parametrize("in_rate,requested,expected", [(48_000, None, 48_000), (22_050, None, 44_100),
-                                                        (44_100, 48_000, 48_000), (8_000, 44_100, 44_100)])
+@pytest.mark.parametrize(
+    "in_rate,requested,expected",
+    [(48_000, None, 48_000), (22_050, None, 44_100), (44_100, 48_000, 48_000), (8_000, 44_100, 44_100)],
+)
 def test_output_rate_and_exact_length(tmp_path, local_backend, in_rate, requested, expected):
     audio = tone_mix(in_rate // 2 + 7, in_rate)
     options = SeparationOptions(stems=4, model="split5", sample_rate_hz=requested, bit_depth="float")
@@ -79,13 +81,17 @@ def test_clipping_warning_without_rescaling(tmp_path, local_backend):
     options = SeparationOptions(model="identity5", bit_depth="float")
     result = separate(wav_bytes(loud, 44_100), tmp_path, local_backend("identity5"), options)
     peak = float(np.abs(loud).max())
-    assert result.warnings == [f"clipping risk: stem 'vocals' peaks at {peak:.3f} (above full scale 1.0); "
-                               "integer and mp3 outputs are clipped, float wav keeps it"]
+    assert result.warnings == [
+        f"clipping risk: stem 'vocals' peaks at {peak:.3f} (above full scale 1.0); "
+        "integer and mp3 outputs are clipped, float wav keeps it"
+    ]
     np.testing.assert_allclose(read(tmp_path / "vocals.wav")[0], loud, atol=1e-6)
 
 
 def test_warnings_for_short_input_and_low_confidence(tmp_path, local_backend):
-    result = separate(wav_bytes(tone_mix(2_000), 44_100), tmp_path, local_backend("half5"), SeparationOptions(model="half5"))
+    result = separate(
+        wav_bytes(tone_mix(2_000), 44_100), tmp_path, local_backend("half5"), SeparationOptions(model="half5")
+    )
     assert result.warnings[0].startswith("short input: 0.045 s")
     assert result.warnings[1].startswith("low confidence: the model's stems leave 25 %")  # (1 - 0.5)^2
 
@@ -112,15 +118,22 @@ def test_bad_audio_and_unservable_preset_fail_before_any_output(tmp_path, local_
     with pytest.raises(InvalidAudioError):
         separate(b"not audio" * 100, tmp_path / "out", local_backend("split5"), SeparationOptions(model="split5"))
     with pytest.raises(InvalidOptionError, match="5-stem preset"):
-        separate(wav_bytes(tone_mix(100), 44_100), tmp_path / "out", local_backend("split4"), SeparationOptions(stems=5))
+        separate(
+            wav_bytes(tone_mix(100), 44_100), tmp_path / "out", local_backend("split4"), SeparationOptions(stems=5)
+        )
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("kwargs,message", [({"stems": 3}, "stems must be one of"),
-                                            ({"format": "ogg"}, "format must be one of"),
-                                            ({"sample_rate_hz": 22050}, "sample_rate must be one of"),
-                                            ({"overlap": 0.9}, "overlap must be within"),
-                                            ({"format": "flac", "bit_depth": "float"}, "bit_depth for flac")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"stems": 3}, "stems must be one of"),
+        ({"format": "ogg"}, "format must be one of"),
+        ({"sample_rate_hz": 22050}, "sample_rate must be one of"),
+        ({"overlap": 0.9}, "overlap must be within"),
+        ({"format": "flac", "bit_depth": "float"}, "bit_depth for flac"),
+    ],
+)
 def test_options_out_of_range(kwargs, message):
     with pytest.raises(InvalidOptionError, match=message):
         SeparationOptions(**kwargs)

@@ -1,0 +1,1 @@
+"""Benchmarks with targets: each exits non-zero when its target is missed."""
