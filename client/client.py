@@ -1,0 +1,157 @@
+"""A blocking client of ``stemserve.v1.Separation``: upload a song, get its stems as files.
+
+    with StemserveClient("localhost:50051", api_key="...") as client:
+        result = client.separate(Path("song.mp3"), Path("stems"), SeparationOptions(stems=2))
+
+Stems are written as they stream in, to hidden partial files renamed into place once the
+final result has arrived, like the in-process pipeline: a failed call leaves no stem that
+looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import grpc
+
+from server.proto_gen import separation_pb2 as pb
+from server.proto_gen import separation_pb2_grpc as pb_grpc
+from stemserve.errors import StemserveError
+from stemserve.options import SeparationOptions
+
+UPLOAD_CHUNK_BYTES = 1 << 20
+FORMATS = {"wav": pb.AUDIO_FORMAT_WAV, "flac": pb.AUDIO_FORMAT_FLAC, "mp3": pb.AUDIO_FORMAT_MP3}
+BIT_DEPTHS = {"16": pb.BIT_DEPTH_16, "24": pb.BIT_DEPTH_24, "float": pb.BIT_DEPTH_FLOAT}
+DEVICES = {pb.DEVICE_CPU: "cpu", pb.DEVICE_GPU: "gpu", pb.DEVICE_UNSPECIFIED: "unknown"}
+
+ProgressFn = Callable[[int, int], None]
+
+
+class RemoteError(StemserveError):
+    """The server answered with an error status; ``code`` is the grpc.StatusCode."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"server answered {code.name}: {details}")
+        self.code, self.details = code, details
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    summary: dict[str, object]  # the shape of SeparationResult.summary()
+    cache_hit: bool
+    stems: dict[str, Path] = field(default_factory=dict)
+
+
+def options_to_proto(options: SeparationOptions) -> pb.SeparateOptions:
+    message = pb.SeparateOptions(
+        stems=options.stems, format=FORMATS[options.format], bit_depth=BIT_DEPTHS[options.bit_depth],
+        sample_rate_hz=options.sample_rate_hz or 0, normalize=options.normalize, model=options.model,
+    )
+    if options.overlap is not None:
+        message.overlap = options.overlap
+    return message
+
+
+class StemserveClient:
+    def __init__(self, target: str, *, api_key: str | None = None, root_certificates: bytes | None = None,
+                 secure: bool = False) -> None:
+        if secure or root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(target, credentials)
+        else:
+            self._channel = grpc.insecure_channel(target)
+        self._stub = pb_grpc.SeparationStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+    def __enter__(self) -> StemserveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def list_models(self, timeout_s: float | None = None) -> pb.ListModelsResponse:
+        try:
+            return self._stub.ListModels(pb.ListModelsRequest(), metadata=self._metadata, timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise RemoteError(exc.code(), exc.details()) from exc
+
+    def separate(self, source: bytes | Path, out_dir: Path, options: SeparationOptions = SeparationOptions(), *,
+                 progress: ProgressFn | None = None, timeout_s: float | None = None) -> RemoteResult:
+        """Separate ``source`` (a file or its bytes) on the server; stems land in ``out_dir``."""
+        method = self._stub.RemoveVocals if options.stems == 2 else self._stub.SplitStems
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        extension = options.encode.extension
+        partial: dict[str, Path] = {}
+        handles: dict[str, BinaryIO] = {}
+        result = None
+        try:
+            for response in method(_requests(source, options), metadata=self._metadata, timeout=timeout_s):
+                kind = response.WhichOneof("payload")
+                if kind == "progress" and progress is not None:
+                    progress(response.progress.windows_done, response.progress.windows_total)
+                elif kind == "stem_chunk":
+                    chunk = response.stem_chunk
+                    if chunk.stem not in handles:
+                        partial[chunk.stem] = out_dir / f".{chunk.stem}.{extension}.partial"
+                        handles[chunk.stem] = open(partial[chunk.stem], "wb")
+                    handles[chunk.stem].write(chunk.data)
+                elif kind == "result":
+                    result = response.result
+            for handle in handles.values():
+                handle.close()
+            if result is None:
+                raise RemoteError(grpc.StatusCode.DATA_LOSS, "expected a final result message, got none")
+            final = {s.name: out_dir / f"{s.name}.{extension}" for s in result.stems}
+            missing = sorted(set(final) - set(partial))
+            if missing:
+                raise RemoteError(grpc.StatusCode.DATA_LOSS, f"expected bytes for stems {missing}, got none")
+            for name, path in final.items():
+                os.replace(partial[name], path)
+        except grpc.RpcError as exc:
+            raise RemoteError(exc.code(), exc.details()) from exc
+        finally:
+            for handle in handles.values():
+                handle.close()
+            for path in partial.values():
+                path.unlink(missing_ok=True)
+        return RemoteResult(summary=_summary(result, final), cache_hit=result.cache_hit, stems=final)
+
+
+def _requests(source: bytes | Path, options: SeparationOptions) -> Iterator[pb.SeparateRequest]:
+    yield pb.SeparateRequest(options=options_to_proto(options))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = memoryview(source)
+        for start in range(0, len(data), UPLOAD_CHUNK_BYTES):
+            yield pb.SeparateRequest(audio_chunk=bytes(data[start : start + UPLOAD_CHUNK_BYTES]))
+        return
+    with open(source, "rb") as handle:
+        while chunk := handle.read(UPLOAD_CHUNK_BYTES):
+            yield pb.SeparateRequest(audio_chunk=chunk)
+
+
+def _summary(result: pb.SeparationResult, paths: dict[str, Path]) -> dict[str, object]:
+    info = result.input
+    return {
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "runtime_seconds": round(result.runtime_seconds, 3),
+        "device": DEVICES.get(result.device, "unknown"),
+        "audio_seconds": round(result.audio_seconds, 3),
+        "input": {"duration_s": round(info.duration_s, 3), "sample_rate_hz": info.sample_rate_hz,
+                  "channels": info.channels, "format": info.format, "subtype": info.subtype,
+                  "bytes": info.bytes},
+        "warnings": list(result.warnings),
+        "stems": {
+            s.name: {"path": str(paths[s.name]), "sample_rate_hz": s.sample_rate_hz,
+                     "nb_frames": s.nb_frames, "format": s.format}
+            for s in result.stems
+        },
+    }

@@ -1,0 +1,124 @@
+"""Build, start, warm and stop the gRPC server.
+
+``create_server`` is the factory (tests bind port 0); ``serve`` is what ``stemserve serve``
+runs: metrics endpoint, server, warm-up, then wait for SIGTERM/SIGINT and shut down
+gracefully, letting requests in flight finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from preprocess.decode import DecodeLimits
+from server.auth import ApiKeys
+from server.cache import ResultCache
+from server.interceptors import MetricsInterceptor
+from server.limits import ConcurrencyLimits
+from server.metrics import ServiceMetrics, start_metrics_server
+from server.models import ModelPool
+from server.proto_gen import separation_pb2, separation_pb2_grpc
+from server.service import SeparationService
+from stemserve.errors import InvalidOptionError
+from stemserve.options import DEFAULT_MODEL
+from stemserve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = separation_pb2.DESCRIPTOR.services_by_name["Separation"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class StemServer:
+    """The grpc.aio server with what it needs to become ready and to stop cleanly."""
+
+    def __init__(self, server: grpc.aio.Server, health_servicer, pool: ModelPool,
+                 executor: ThreadPoolExecutor, metrics: ServiceMetrics) -> None:
+        self.grpc_server, self.health, self.pool = server, health_servicer, pool
+        self.executor, self.metrics = executor, metrics
+
+    async def start(self) -> None:
+        """Accept calls; health says NOT_SERVING until :meth:`warm_up` has run."""
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, NOT_SERVING)
+        await self.grpc_server.start()
+
+    async def warm_up(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.pool.load_and_warm)
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, SERVING)
+        log.info("serving models %s", self.pool.names)
+
+    async def stop(self, grace_s: float | None) -> None:
+        """Refuse new calls, give those in flight ``grace_s`` seconds, then cancel them."""
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(grace_s)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc_server.wait_for_termination()
+
+
+def create_server(settings: Settings, *, pool: ModelPool | None = None,
+                  metrics: ServiceMetrics | None = None) -> tuple[StemServer, int]:
+    """A server bound to ``settings.host:settings.port`` (0: a free port), not started."""
+    metrics = ServiceMetrics() if metrics is None else metrics
+    if pool is None:
+        pool = ModelPool.from_repository(settings.model_repository, settings.model_names, metrics,
+                                         intra_op_threads=settings.intra_op_threads)
+    keys = ApiKeys.load(settings.api_keys_file) if settings.api_keys_file else ApiKeys.disabled()
+    executor = ThreadPoolExecutor(max_workers=settings.max_songs_in_flight + 1, thread_name_prefix="separate")
+    default_model = DEFAULT_MODEL if DEFAULT_MODEL in pool.names else pool.names[0]
+    service = SeparationService(
+        pool=pool,
+        cache=ResultCache(settings.cache_dir, settings.cache_max_bytes),
+        limits=ConcurrencyLimits(max_in_flight=settings.max_songs_in_flight,
+                                 max_per_key=settings.max_songs_per_key),
+        keys=keys,
+        metrics=metrics,
+        decode_limits=DecodeLimits(max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s),
+        executor=executor,
+        default_model=default_model,
+    )
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)])
+    separation_pb2_grpc.add_SeparationServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        credentials = grpc.ssl_server_credentials([(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())])
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise InvalidOptionError(f"expected to bind {address}, got no port (in use or not an address)")
+    return StemServer(server, health_servicer, pool, executor, metrics), port
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    metrics = ServiceMetrics()
+    httpd, metrics_port = start_metrics_server(settings.metrics_port, metrics.registry)
+    server, port = create_server(settings, metrics=metrics)
+    await server.start()
+    log.info("listening on %s:%d (%s), metrics on port %d", settings.host, port,
+             "TLS" if settings.tls_cert else "plaintext", metrics_port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await server.warm_up()
+    await stopping.wait()
+    log.info("shutting down; requests in flight get %.0f s", settings.shutdown_grace_s)
+    await server.stop(settings.shutdown_grace_s)
+    httpd.shutdown()

@@ -1,0 +1,218 @@
+"""The ``stemserve.v1.Separation`` handlers: bytes in, stems out, over gRPC.
+
+A separation request: authenticate -> take a song slot (per key and global) -> read the
+options -> receive the upload into a work file (hashing it, refusing it as soon as it is
+over the size limit) -> cache lookup -> on a miss: read the header (duration limit) and
+separate in a worker thread, relaying its progress -> store the result -> stream the
+stems and the final result. Errors cross to gRPC statuses in ``server/status.py`` only.
+
+The worker thread checks a stop flag and the call's deadline after every window, so a
+cancelled or expired call stops using the CPU within one window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from pathlib import Path
+
+import grpc
+
+from preprocess.decode import DecodeLimits, probe
+from server.auth import ApiKeys
+from server.cache import Entry, ResultCache, cache_key
+from server.limits import ConcurrencyLimits
+from server.messages import (
+    REMOVE_VOCALS,
+    SPLIT_STEMS,
+    model_info,
+    options_from_proto,
+    result_record,
+    result_to_proto,
+)
+from server.metrics import ServiceMetrics
+from server.models import ModelPool, TimedBackend
+from server.proto_gen import separation_pb2 as pb
+from server.proto_gen import separation_pb2_grpc as pb_grpc
+from server.status import abort_with_status
+from stemserve.errors import DeadlineExceededError, InvalidAudioError, InvalidOptionError, StemserveError
+from stemserve.options import SeparationOptions
+from stemserve.pipeline import separate
+from stemserve.presets import resolve
+
+log = logging.getLogger(__name__)
+
+STEM_CHUNK_BYTES = 1 << 20  # well under gRPC's default 4 MiB message limit
+
+
+class StopRequested(Exception):
+    """Raised in the worker thread when the call was cancelled: the client is gone."""
+
+
+class SeparationService(pb_grpc.SeparationServicer):
+    def __init__(
+        self, *, pool: ModelPool, cache: ResultCache, limits: ConcurrencyLimits, keys: ApiKeys,
+        metrics: ServiceMetrics, decode_limits: DecodeLimits, executor: Executor, default_model: str,
+    ) -> None:
+        self.pool, self.cache, self.limits, self.keys = pool, cache, limits, keys
+        self.metrics, self.decode_limits = metrics, decode_limits
+        self.executor, self.default_model = executor, default_model
+
+    async def RemoveVocals(self, request_iterator, context):  # noqa: N802 (gRPC method name)
+        async for response in self._guarded(REMOVE_VOCALS, request_iterator, context):
+            yield response
+
+    async def SplitStems(self, request_iterator, context):  # noqa: N802
+        async for response in self._guarded(SPLIT_STEMS, request_iterator, context):
+            yield response
+
+    async def ListModels(self, request, context):  # noqa: N802
+        try:
+            self.keys.authenticate(context.invocation_metadata())
+            models = [model_info(spec, device) for spec, device in self.pool.specs().values()]
+            return pb.ListModelsResponse(models=models, default_model=self.default_model)
+        except StemserveError as exc:
+            await abort_with_status(context, exc, self.metrics)
+
+    async def _guarded(self, rpc: str, requests: AsyncIterator, context) -> AsyncIterator[pb.SeparateResponse]:
+        try:
+            key = self.keys.authenticate(context.invocation_metadata())
+            with self.limits.slot(key):
+                self.metrics.songs_in_flight.inc()
+                try:
+                    async for response in self._separate(rpc, requests, context):
+                        yield response
+                finally:
+                    self.metrics.songs_in_flight.dec()
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one boundary: every error gets its status
+            await abort_with_status(context, exc, self.metrics)
+
+    async def _separate(self, rpc: str, requests: AsyncIterator, context) -> AsyncIterator[pb.SeparateResponse]:
+        started = time.perf_counter()
+        first = await anext(aiter(requests), None)
+        if first is None or first.WhichOneof("payload") != "options":
+            got = "no message" if first is None else "audio_chunk"
+            raise InvalidOptionError(f"the first message must hold options, got {got}")
+        options = options_from_proto(rpc, first.options, self.default_model)
+        backend = self.pool.get(options.model)
+        resolve(options.stems, backend.spec.stems, backend.spec.name)  # before the upload
+        work = self.cache.new_work_dir()
+        try:
+            upload, digest = await self._receive(requests, work / "upload")
+            key = cache_key(digest, backend.spec.name, backend.spec.model_version, options)
+            entry = self.cache.lookup(key)
+            if entry is not None:
+                self.metrics.cache_hits.inc()
+                runtime = round(time.perf_counter() - started, 3)
+                for response in _stream(entry, cache_hit=True, runtime_seconds=runtime):
+                    yield response
+                return
+            self.metrics.cache_misses.inc()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.executor, probe, upload, self.decode_limits)
+            stems_dir = work / "stems"
+            progress: asyncio.Queue = asyncio.Queue()
+            job = _Job(upload, stems_dir, backend, options, self.decode_limits, context.time_remaining(),
+                       lambda done, total: loop.call_soon_threadsafe(progress.put_nowait, (done, total)))
+            future = loop.run_in_executor(self.executor, job.run)
+            future.add_done_callback(lambda _: progress.put_nowait(None))
+            try:
+                async for done, total in _latest(progress):
+                    yield pb.SeparateResponse(progress=pb.Progress(windows_done=done, windows_total=total))
+                result = await future
+            finally:
+                if not future.done():
+                    job.stop.set()
+                    await asyncio.shield(asyncio.wait([future]))
+            self.metrics.observe_separation(result.model_name, result.runtime_seconds, result.audio_seconds)
+            entry = await loop.run_in_executor(self.executor, self.cache.store, key, stems_dir, result_record(result))
+            self.metrics.cache_size.set(self.cache.size_bytes)
+            for response in _stream(entry, cache_hit=False):
+                yield response
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def _receive(self, requests: AsyncIterator, path: Path) -> tuple[Path, str]:
+        """Write the upload to ``path`` as it arrives; its sha256. Small sequential writes
+        land in the page cache: cheaper here than a thread hop per chunk."""
+        digest = hashlib.sha256()
+        nb_bytes = 0
+        limit = self.decode_limits.max_bytes
+        with open(path, "wb") as handle:
+            async for request in requests:
+                if request.WhichOneof("payload") != "audio_chunk":
+                    raise InvalidOptionError("options must be sent once, as the first message; got them again")
+                chunk = request.audio_chunk
+                nb_bytes += len(chunk)
+                if nb_bytes > limit:
+                    raise InvalidAudioError(
+                        f"input must be at most {limit} bytes, got more than that ({nb_bytes} so far)",
+                        reason="too_large",
+                    )
+                digest.update(chunk)
+                handle.write(chunk)
+        return path, digest.hexdigest()
+
+
+async def _latest(queue: asyncio.Queue) -> AsyncIterator[tuple[int, int]]:
+    """Progress events until the ``None`` sentinel, skipping those a newer one replaced."""
+    while (item := await queue.get()) is not None:
+        while not queue.empty():
+            following = queue.get_nowait()
+            if following is None:
+                yield item
+                return
+            item = following
+        yield item
+
+
+class _Job:
+    """One separation in a worker thread, stoppable between windows."""
+
+    def __init__(self, upload: Path, out_dir: Path, backend: TimedBackend, options: SeparationOptions,
+                 limits: DecodeLimits, time_remaining_s: float | None, relay) -> None:
+        self.upload, self.out_dir, self.backend, self.options = upload, out_dir, backend, options
+        self.limits, self.relay = limits, relay
+        self.budget_s = time_remaining_s
+        self.deadline = None if time_remaining_s is None else time.monotonic() + time_remaining_s
+        self.stop = threading.Event()
+
+    def run(self):
+        return separate(self.upload, self.out_dir, self.backend, self.options, limits=self.limits,
+                        progress=self.progress)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.stop.is_set():
+            raise StopRequested(f"the call ended after {done}/{total} windows")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DeadlineExceededError(
+                f"the request's deadline ({self.budget_s:.2f} s) passed after {done}/{total} windows; "
+                f"expected a deadline long enough for the song"
+            )
+        self.relay(done, total)
+
+
+def _stream(entry: Entry, *, cache_hit: bool, runtime_seconds: float | None = None):
+    """The stems' chunks then the result. Reads come from the page cache; closes the files."""
+    try:
+        for name, handle in entry.files.items():
+            data = handle.read(STEM_CHUNK_BYTES)
+            while True:
+                following = handle.read(STEM_CHUNK_BYTES)
+                yield pb.SeparateResponse(stem_chunk=pb.StemChunk(stem=name, data=data, last=not following))
+                if not following:
+                    break
+                data = following
+        yield pb.SeparateResponse(
+            result=result_to_proto(entry.result, cache_hit=cache_hit, runtime_seconds=runtime_seconds)
+        )
+    finally:
+        entry.close()

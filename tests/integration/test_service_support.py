@@ -1,0 +1,105 @@
+"""Shared pieces of the service tests (no tests here): settings on free ports and temp
+folders, a server fixture, a backend the tests can hold mid-song, audio bytes."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from client import StemserveClient
+from server.auth import hash_api_key
+from server.background import BackgroundServer
+from server.metrics import ServiceMetrics
+from server.models import ModelPool, local_backends
+from stemserve.settings import Settings
+from tests.conftest import tone_mix
+
+KEYS = {"alice": "alice-secret-key", "bob": "bob-secret-key", "carol": "carol-secret-key"}
+
+
+def wav_bytes(seconds: float = 1.0, rate: int = 44_100, seed: int = 0, subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, tone_mix(int(seconds * rate), rate, seed=seed), rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def settings_for(tmp_path: Path, repo: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"model_repository": repo, "host": "127.0.0.1", "port": 0, "metrics_port": 0,
+                                 "cache_dir": tmp_path / "cache", "intra_op_threads": 1}
+    values.update(overrides)
+    return Settings.load(values, environ={})
+
+
+def write_keys(path: Path) -> Path:
+    path.write_text("# test keys\n" + "".join(f"{n} {hash_api_key(k)}\n" for n, k in KEYS.items()))
+    return path
+
+
+class GatedBackend:
+    """Holds every ``infer`` until ``gate`` opens; ``entered`` tells that a song reached the model."""
+
+    def __init__(self, backend, gate: threading.Event, entered: threading.Event) -> None:
+        self._backend, self.gate, self.entered = backend, gate, entered
+        self.name, self.device, self.spec = backend.name, backend.device, backend.spec
+        self.max_batch_size = backend.max_batch_size
+
+    def infer(self, windows: np.ndarray) -> np.ndarray:
+        self.entered.set()
+        if not self.gate.wait(30):
+            raise TimeoutError("the test never opened the gate")
+        return self._backend.infer(windows)
+
+    def warm_up(self) -> None:
+        self._backend.warm_up()
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.open, self.entered = threading.Event(), threading.Event()
+
+    def pool(self, repo: Path, names: list[str], metrics: ServiceMetrics) -> ModelPool:
+        make = local_backends(repo, intra_op_threads=1)
+        return ModelPool(names, lambda name: GatedBackend(make(name), self.open, self.entered), metrics)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def sample(server: BackgroundServer, name: str, **labels: str) -> float:
+    value = server.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+@pytest.fixture
+def start_server(tmp_path, repo):
+    """``start_server(**settings) -> BackgroundServer``; ``gate=Gate()`` holds songs mid-way."""
+    running: list[BackgroundServer] = []
+
+    def start(*, gate: Gate | None = None, warm: bool = True, models: tuple[str, ...] = ("split5", "split4"),
+              **overrides: object) -> BackgroundServer:
+        settings = settings_for(tmp_path, repo, models=",".join(models), **overrides)
+        metrics = ServiceMetrics()
+        pool = gate.pool(repo, list(models), metrics) if gate else None
+        server = BackgroundServer(settings, pool=pool, metrics=metrics, warm=warm).start()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop(grace_s=0)
+
+
+def client_for(server: BackgroundServer, key: str | None = None, **kwargs) -> StemserveClient:
+    return StemserveClient(f"127.0.0.1:{server.port}", api_key=KEYS[key] if key else None, **kwargs)
