@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,69 +145,85 @@ def _declared_wav_frames(handle: sf.SoundFile) -> int | None:
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
-def _read_all(handle: sf.SoundFile, info: AudioInfo, max_frames: int, limits: DecodeLimits) -> np.ndarray:
-    """Every frame as float32 ``(nb_frames, nb_channels)``: one buffer when the header's
-    length is known and right, growing blocks otherwise (mp3 estimates, streams)."""
-    blocks: list[np.ndarray] = []
-    nb_read = 0
-    expected = min(info.nb_frames, max_frames)
-    try:
-        if expected > 0:
-            first = handle.read(expected, dtype="float32", always_2d=True)
-            blocks.append(first)
-            nb_read = len(first)
+class AudioReader:
+    """Decode an input block by block, validating each block as it comes, so a long file
+    never has to be held whole at its own rate. ``info`` is the checked header;
+    ``nb_frames`` counts what was decoded so far."""
+
+    def __init__(self, source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> None:
+        self._handle, nb_bytes = _open(source, limits)
+        try:
+            self.info = _checked_info(self._handle, nb_bytes, limits)
+        except BaseException:
+            self._handle.close()
+            raise
+        self._limits = limits
+        self._max_frames = int(limits.max_duration_s * self.info.sample_rate_hz) + 1
+        self._check_finite = self.info.subtype in _FLOAT_SUBTYPES or self.info.format in ("OGG", "MP3")
+        self.nb_frames = 0
+
+    def blocks(self, block_frames: int = _BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """Yield float32 ``(n, nb_channels)`` blocks; raise InvalidAudioError on the first
+        problem (corrupt data, NaN/Inf, too long, truncated, no frames at all)."""
+        info = self.info
         while True:
-            block = handle.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            try:
+                block = self._handle.read(block_frames, dtype="float32", always_2d=True)
+            except sf.LibsndfileError as exc:
+                raise InvalidAudioError(
+                    f"input must be a complete {info.format} file; decoding failed after {self.nb_frames} "
+                    f"frames of {info.nb_frames} declared ({exc})",
+                    reason="corrupt",
+                ) from exc
             if len(block) == 0:
                 break
-            nb_read += len(block)
-            if nb_read > max_frames:
+            if self._check_finite:  # integer PCM is always finite
+                self._raise_if_not_finite(block)
+            self.nb_frames += len(block)
+            if self.nb_frames > self._max_frames:
                 raise InvalidAudioError(
-                    f"input must be at most {limits.max_duration_s:g} s long, got more than that "
+                    f"input must be at most {self._limits.max_duration_s:g} s long, got more than that "
                     f"(its header declared {info.duration_s:.1f} s)",
                     reason="too_long",
                 )
-            blocks.append(block)
-    except sf.LibsndfileError as exc:
-        raise InvalidAudioError(
-            f"input must be a complete {info.format} file; decoding failed after {nb_read} frames "
-            f"of {info.nb_frames} declared ({exc})",
-            reason="corrupt",
-        ) from exc
-    if not blocks:
-        return np.zeros((0, info.nb_channels), np.float32)
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+            yield block
+        if self.nb_frames == 0:
+            raise InvalidAudioError(
+                f"input must contain at least 1 audio frame, got 0 (header declared {info.nb_frames})",
+                reason="no_frames",
+            )
+        if info.format != "MP3" and info.nb_frames and self.nb_frames < info.nb_frames:
+            raise InvalidAudioError(
+                f"input is truncated: its header declares {info.nb_frames} frames, got {self.nb_frames}",
+                reason="truncated",
+            )
+        self.info = AudioInfo(**{**info.__dict__, "nb_frames": self.nb_frames})
+        log.info("input_audio %s", json.dumps(self.info.as_log_dict(), sort_keys=True))
+
+    def _raise_if_not_finite(self, block: np.ndarray) -> None:
+        bad = ~np.isfinite(block)
+        if bad.any():
+            first = self.nb_frames + int(np.argwhere(bad)[0][0])
+            raise InvalidAudioError(
+                f"input samples must be finite numbers, got NaN/Inf at frame {first} "
+                f"({int(bad.sum())} in frames {self.nb_frames}-{self.nb_frames + len(block) - 1})",
+                reason="non_finite",
+            )
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def decode(source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> tuple[np.ndarray, AudioInfo]:
     """Decode to float32 ``(nb_frames, nb_channels)`` and the checked header info.
-
-    Logs the input's properties once, as one structured line.
-    """
-    handle, nb_bytes = _open(source, limits)
-    with handle:
-        info = _checked_info(handle, nb_bytes, limits)
-        max_frames = int(limits.max_duration_s * info.sample_rate_hz) + 1
-        audio = _read_all(handle, info, max_frames, limits)
-    nb_read = len(audio)
-    if nb_read == 0:
-        raise InvalidAudioError(
-            f"input must contain at least 1 audio frame, got 0 (header declared {info.nb_frames})",
-            reason="no_frames",
-        )
-    if info.format != "MP3" and info.nb_frames and nb_read < info.nb_frames:
-        raise InvalidAudioError(
-            f"input is truncated: its header declares {info.nb_frames} frames, got {nb_read}",
-            reason="truncated",
-        )
-    if info.subtype in _FLOAT_SUBTYPES or info.format in ("OGG", "MP3"):  # integer PCM is always finite
-        bad = ~np.isfinite(audio)
-        if bad.any():
-            first = int(np.argwhere(bad)[0][0])
-            raise InvalidAudioError(
-                f"input samples must be finite numbers, got {int(bad.sum())} NaN/Inf values (first at frame {first})",
-                reason="non_finite",
-            )
-    info = AudioInfo(**{**info.__dict__, "nb_frames": nb_read})
-    log.info("input_audio %s", json.dumps(info.as_log_dict(), sort_keys=True))
-    return audio, info
+    Logs the input's properties once, as one structured line."""
+    with AudioReader(source, limits) as reader:
+        blocks = list(reader.blocks())
+        audio = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        return audio, reader.info

@@ -13,10 +13,6 @@ import numpy as np
 TARGET_PEAK = 0.7
 
 
-def peak(audio: np.ndarray) -> float:
-    return float(np.max(np.abs(audio))) if audio.size else 0.0
-
-
 def normalization_gain(peak_value: float, target_peak: float = TARGET_PEAK) -> float:
     """The power of two that brings ``peak_value`` into ``(target/2, target]``; 1 for silence."""
     if peak_value <= 0.0 or not math.isfinite(peak_value):
@@ -34,7 +30,3 @@ def clipping_warnings(stem_peaks: dict[str, float]) -> list[str]:
         for name, value in stem_peaks.items()
         if value > 1.0
     ]
-
-
-def apply_gain(audio: np.ndarray, gain: float) -> np.ndarray:
-    return audio if gain == 1.0 else (audio * np.float32(gain)).astype(np.float32, copy=False)

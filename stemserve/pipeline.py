@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.channels import to_stereo
 from preprocess.chunk import WindowPlan, separate_windows
-from preprocess.decode import AudioInfo, DecodeLimits, decode
-from preprocess.normalize import clipping_warnings, normalization_gain, peak
-from preprocess.resample import resample
+from preprocess.decode import AudioInfo, AudioReader, DecodeLimits
+from preprocess.ingest import ingest
+from preprocess.normalize import clipping_warnings, normalization_gain
 from server.backends.base import Backend
 from stemserve.options import SeparationOptions
 from stemserve.presets import resolve
@@ -68,12 +67,13 @@ def separate(
     started = time.perf_counter()
     spec = backend.spec
     preset = resolve(options.stems, spec.stems, spec.name)
-    audio, info = decode(source, limits)
-    stereo, warnings = to_stereo(audio)
-    del audio
-    signal = resample(stereo, info.sample_rate_hz, spec.sample_rate_hz)  # (samples, channels)
-    del stereo
-    gain = normalization_gain(peak(signal)) if options.normalize else 1.0
+    with AudioReader(source, limits) as reader:
+        # (samples, channels) at the model's rate
+        signal, input_peak, warnings = ingest(
+            reader.blocks(), reader.info.sample_rate_hz, spec.sample_rate_hz, reader.info.nb_frames
+        )
+        info = reader.info
+    gain = normalization_gain(input_peak) if options.normalize else 1.0
     overlap = spec.default_overlap if options.overlap is None else options.overlap
     plan = WindowPlan.for_fraction(len(signal), spec.segment_samples, overlap)
     if info.duration_s < SHORT_INPUT_S:

@@ -90,7 +90,7 @@ def test_nan_and_inf_samples_are_refused():
     audio = tone_mix(1_000)
     audio[500, 1] = np.nan
     audio[700, 0] = np.inf
-    with pytest.raises(InvalidAudioError, match="2 NaN/Inf values \\(first at frame 500\\)") as caught:
+    with pytest.raises(InvalidAudioError, match="NaN/Inf at frame 500 \\(2 in frames 0-999\\)") as caught:
         decode(encoded(audio, 44_100, "WAV", "FLOAT"))
     assert caught.value.reason == "non_finite"
 
@@ -121,3 +121,10 @@ def test_input_properties_are_logged_once(caplog):
         'input_audio {"bytes": 17684, "channels": 2, "duration_s": 0.1, "format": "WAV", '
         '"sample_rate_hz": 44100, "subtype": "PCM_16"}'
     ]
+
+
+def test_nan_in_a_later_block_is_reported_at_its_absolute_frame():
+    audio = tone_mix(200_000)
+    audio[150_001, 0] = np.nan
+    with pytest.raises(InvalidAudioError, match="NaN/Inf at frame 150001 "):
+        decode(encoded(audio, 44_100, "WAV", "FLOAT"))
