@@ -143,6 +143,7 @@ def _declared_wav_frames(handle: sf.SoundFile) -> int | None:
 
 
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+_MP3_LENGTH_TOLERANCE = 0.01
 
 
 class AudioReader:
@@ -192,7 +193,9 @@ class AudioReader:
                 f"input must contain at least 1 audio frame, got 0 (header declared {info.nb_frames})",
                 reason="no_frames",
             )
-        if info.format != "MP3" and info.nb_frames and self.nb_frames < info.nb_frames:
+        # an mp3 header's length is exact with a Xing/LAME tag, an estimate without one
+        tolerance = int(info.nb_frames * _MP3_LENGTH_TOLERANCE) + 2 * 1152 if info.format == "MP3" else 0
+        if info.nb_frames and self.nb_frames < info.nb_frames - tolerance:
             raise InvalidAudioError(
                 f"input is truncated: its header declares {info.nb_frames} frames, got {self.nb_frames}",
                 reason="truncated",
