@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 import grpc
 
@@ -67,7 +67,7 @@ class StemserveClient:
         self._stub = pb_grpc.SeparationStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
-    def __enter__(self) -> StemserveClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -82,9 +82,11 @@ class StemserveClient:
         except grpc.RpcError as exc:
             raise RemoteError(exc.code(), exc.details()) from exc
 
-    def separate(self, source: bytes | Path, out_dir: Path, options: SeparationOptions = SeparationOptions(), *,
+    def separate(self, source: bytes | Path, out_dir: Path, options: SeparationOptions | None = None, *,
                  progress: ProgressFn | None = None, timeout_s: float | None = None) -> RemoteResult:
-        """Separate ``source`` (a file or its bytes) on the server; stems land in ``out_dir``."""
+        """Separate ``source`` (a file or its bytes) on the server; stems land in ``out_dir``.
+        ``options`` None: the defaults (4 stems, wav, the default model)."""
+        options = SeparationOptions() if options is None else options
         method = self._stub.RemoveVocals if options.stems == 2 else self._stub.SplitStems
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,7 @@ class StemserveClient:
                     chunk = response.stem_chunk
                     if chunk.stem not in handles:
                         partial[chunk.stem] = out_dir / f".{chunk.stem}.{extension}.partial"
-                        handles[chunk.stem] = open(partial[chunk.stem], "wb")
+                        handles[chunk.stem] = open(partial[chunk.stem], "wb")  # noqa: SIM115 - closed below
                     handles[chunk.stem].write(chunk.data)
                 elif kind == "result":
                     result = response.result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Self
 
 from server.app import StemServer, create_server
 from server.metrics import ServiceMetrics
@@ -57,7 +57,7 @@ class BackgroundServer:
         self._thread.join(10)
         self.loop.close()
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

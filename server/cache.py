@@ -147,7 +147,7 @@ def _open_entry(path: Path) -> Entry:
     files: dict[str, BinaryIO] = {}
     try:
         for stem in result["stems"]:
-            files[stem["name"]] = open(path / stem["file"], "rb")
+            files[stem["name"]] = open(path / stem["file"], "rb")  # noqa: SIM115 - the Entry closes them
     except OSError:
         for handle in files.values():
             handle.close()

@@ -64,15 +64,15 @@ class SeparationService(pb_grpc.SeparationServicer):
         self.metrics, self.decode_limits = metrics, decode_limits
         self.executor, self.default_model = executor, default_model
 
-    async def RemoveVocals(self, request_iterator, context):  # noqa: N802 (gRPC method name)
+    async def RemoveVocals(self, request_iterator, context):
         async for response in self._guarded(REMOVE_VOCALS, request_iterator, context):
             yield response
 
-    async def SplitStems(self, request_iterator, context):  # noqa: N802
+    async def SplitStems(self, request_iterator, context):
         async for response in self._guarded(SPLIT_STEMS, request_iterator, context):
             yield response
 
-    async def ListModels(self, request, context):  # noqa: N802
+    async def ListModels(self, request, context):
         try:
             self.keys.authenticate(context.invocation_metadata())
             models = [model_info(spec, device) for spec, device in self.pool.specs().values()]
@@ -146,7 +146,7 @@ class SeparationService(pb_grpc.SeparationServicer):
         digest = hashlib.sha256()
         nb_bytes = 0
         limit = self.decode_limits.max_bytes
-        with open(path, "wb") as handle:
+        with open(path, "wb") as handle:  # noqa: ASYNC230 - see the docstring
             async for request in requests:
                 if request.WhichOneof("payload") != "audio_chunk":
                     raise InvalidOptionError("options must be sent once, as the first message; got them again")

@@ -12,9 +12,10 @@ from client import RemoteError
 from server.proto_gen import separation_pb2 as pb
 from server.proto_gen import separation_pb2_grpc as pb_grpc
 from stemserve.options import SeparationOptions
-from tests.integration.test_service_support import (  # noqa: F401
-    KEYS, Gate, client_for, sample, start_server, wait_until, wav_bytes, write_keys,
-)
+from tests.integration import test_service_support as support
+from tests.integration.test_service_support import KEYS, Gate, client_for, sample, wait_until, wav_bytes, write_keys
+
+start_server = support.start_server  # the fixture, shared
 
 SPLIT4 = SeparationOptions(stems=4, model="split5")
 

@@ -11,7 +11,11 @@ from client import StemserveClient
 from stemserve.cli import main
 from stemserve.options import SeparationOptions
 from stemserve.pipeline import separate
-from tests.integration.test_service_support import client_for, sample, start_server, wav_bytes  # noqa: F401
+from tests.integration import test_service_support as support
+from tests.integration.test_service_support import client_for, sample, wav_bytes
+
+start_server = support.start_server  # the fixture, shared
+
 
 RUNTIME_KEYS = ("runtime_seconds",)
 
