@@ -1,0 +1,117 @@
+"""Checkpoints of the real architectures with random weights, in the packages' formats.
+
+Published weights cannot be fetched here, so the tests and the benchmark build the real
+``demucs`` / ``openunmix`` modules, randomise them, and save them exactly as the packages
+save their releases: a demucs package ``<signature>-<sha256[:8]>.th`` (and a bag
+``.yaml``), an Open-Unmix folder of ``<target>-<sha256[:8]>.pth`` state dicts with their
+``.json`` files. Loading these goes through the same code as an operator's checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from export.architectures import Architecture, umx_max_bin
+from export.packages import demucs_module, openunmix_model
+
+
+def _save_with_hash(content: Any, folder: Path, base: str, suffix: str) -> Path:
+    """``torch.save`` under ``<base>-<sha256[:8]><suffix>``, as the releases are named."""
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    data = buffer.getvalue()
+    path = Path(folder) / f"{base}-{hashlib.sha256(data).hexdigest()[:8]}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def random_htdemucs(arch: Architecture, seed: int = 0, **overrides: Any) -> nn.Module:
+    """An ``HTDemucs`` with the architecture's hyper-parameters (``overrides`` to shrink)."""
+    torch.manual_seed(seed)
+    htdemucs = demucs_module("htdemucs")
+    return htdemucs.HTDemucs(**{**arch.model_kwargs, **overrides}).eval()
+
+
+def write_demucs_package(model: nn.Module, folder: Path, signature: str, half: bool = False) -> Path:
+    """The package dict of ``demucs.states.serialize_model`` (without training args)."""
+    args, kwargs = model._init_args_kwargs
+    dtype = torch.half if half else None
+    package = {
+        "klass": model.__class__,
+        "args": args,
+        "kwargs": kwargs,
+        "state": {k: v.detach().to(dtype=dtype) for k, v in model.state_dict().items()},
+    }
+    return _save_with_hash(package, folder, signature, ".th")
+
+
+def write_demucs_bag(models: Sequence[nn.Module], weights: Sequence[Sequence[float]], folder: Path, name: str) -> Path:
+    """Packages plus a bag ``<name>.yaml`` listing their signatures and per-stem weights."""
+    signatures = [f"{index:08x}" for index in range(len(models))]
+    for model, signature in zip(models, signatures):
+        write_demucs_package(model, folder, signature)
+    rows = ",\n".join(f"  [{', '.join(f'{w:g}' for w in row)}]" for row in weights)
+    path = Path(folder) / f"{name}.yaml"
+    path.write_text(f"models: {signatures!r}\nweights: [\n{rows},\n]\n")
+    return path
+
+
+def random_umx_targets(arch: Architecture, seed: int = 0) -> list[nn.Module]:
+    """One ``OpenUnmix`` per stem with random weights and non-trivial normalisations."""
+    kwargs = arch.model_kwargs
+    generator = torch.Generator().manual_seed(seed)
+    OpenUnmix = openunmix_model().OpenUnmix
+    targets = []
+    for _ in arch.stems:
+        net = OpenUnmix(
+            nb_bins=kwargs["n_fft"] // 2 + 1,
+            nb_channels=kwargs["nb_channels"],
+            hidden_size=kwargs["hidden_size"],
+            nb_layers=kwargs["nb_layers"],
+            max_bin=umx_max_bin(arch.sample_rate_hz, kwargs["n_fft"], kwargs["bandwidth_hz"]),
+        )
+        with torch.no_grad():
+            for param in net.parameters():
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
+            net.input_scale.copy_(torch.rand(net.input_scale.shape, generator=generator) + 0.5)
+            net.output_scale.copy_(torch.rand(net.output_scale.shape, generator=generator) + 0.5)
+            net.output_mean.copy_(torch.rand(net.output_mean.shape, generator=generator) + 0.5)
+            for bn in (net.bn1, net.bn2, net.bn3):
+                bn.running_mean.copy_(torch.randn(bn.running_mean.shape, generator=generator) * 0.1)
+                bn.running_var.copy_(torch.rand(bn.running_var.shape, generator=generator) + 0.5)
+        targets.append(net.eval())
+    return targets
+
+
+def write_umx_folder(arch: Architecture, targets: Sequence[nn.Module], folder: Path, with_json: bool = True) -> Path:
+    """``<stem>-<hash>.pth`` state dicts (+ ``<stem>.json``, ``separator.json``)."""
+    folder = Path(folder)
+    kwargs = arch.model_kwargs
+    for stem, net in zip(arch.stems, targets):
+        _save_with_hash(net.state_dict(), folder, stem, ".pth")
+        if with_json:
+            args = {
+                "nfft": kwargs["n_fft"],
+                "nhop": kwargs["n_hop"],
+                "nb_channels": kwargs["nb_channels"],
+                "hidden_size": net.hidden_size,
+            }
+            (folder / f"{stem}.json").write_text(json.dumps({"args": args}))
+    if with_json:
+        separator = {
+            "sample_rate": arch.sample_rate_hz,
+            "nfft": kwargs["n_fft"],
+            "nhop": kwargs["n_hop"],
+            "nb_channels": kwargs["nb_channels"],
+        }
+        (folder / "separator.json").write_text(json.dumps(separator))
+    return folder

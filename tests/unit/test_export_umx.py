@@ -1,0 +1,82 @@
+"""Open-Unmix exports: ONNX parity against openunmix's Separator, fp16, variants."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export.architectures import ARCHITECTURES
+from export.checkpoints import load_checkpoint
+from export.exporter import ExportConfig, build_graph, run_export
+from export.onnx_export import open_session, parity_signal
+from export.repository import model_spec, render_model_config, write_model_folder
+from stemserve.model_config import load_model, parse_pbtxt, spec_from_config
+from tests.unit.export_fixtures import small_umx
+
+pytest_plugins = ["tests.unit.export_fixtures"]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def exported_fp16(umxhq_folder: Path, tmp_path_factory: pytest.TempPathFactory):
+    repository = tmp_path_factory.mktemp("repo")
+    torch.set_num_threads(1)
+    config = ExportConfig(
+        architecture=small_umx(), checkpoint=umxhq_folder, repository=repository, precision="fp16", threads=1
+    )
+    return run_export(config), repository
+
+
+def test_fp32_parity_and_fp16_sdr(exported_fp16) -> None:
+    result, _ = exported_fp16
+    assert result.parity.max_abs_error <= 1e-4
+    assert result.fp16_sdr_db is not None and len(result.fp16_sdr_db) == 4
+    assert min(result.fp16_sdr_db) > 40.0  # fp16 layers stay far below audible error
+
+
+def test_installed_fp16_model_follows_the_separator(exported_fp16, umxhq_folder: Path) -> None:
+    _, repository = exported_fp16
+    entry = load_model(repository, "umxhq")
+    assert entry.spec.stems == ("vocals", "drums", "bass", "other")
+    assert entry.spec.license == "MIT (open-unmix)"
+    _, separator, segment = build_graph(load_checkpoint(small_umx(), umxhq_folder))
+    mix = parity_signal(3, segment, seed=3)  # batch 3: the batch axis is dynamic
+    got = open_session(entry.model_file(), threads=1).run(["stems"], {"mix": mix})[0]
+    with torch.no_grad():
+        expected = separator(torch.from_numpy(mix)).numpy()
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert 0 < error < 1e-2
+
+
+def test_graph_matches_separator_with_a_silent_start(umxhq_folder: Path) -> None:
+    graph, separator, segment = build_graph(load_checkpoint(small_umx(), umxhq_folder))
+    mix = torch.from_numpy(parity_signal(1, segment, seed=4))
+    mix[..., : segment // 3] = 0.0  # exact zeros in the STFT
+    with torch.no_grad():
+        assert (graph(mix) - separator(mix)).abs().max().item() < 1e-5
+
+
+def test_python_backend_variant_has_the_same_metadata(tmp_path: Path) -> None:
+    model_file = tmp_path / "model.onnx"
+    model_file.write_bytes(b"stand-in model bytes")
+    spec = model_spec(
+        name="umxl",
+        architecture=ARCHITECTURES["umxl"],
+        stems=("vocals", "drums", "bass", "other"),
+        segment_samples=920_576,
+        model_file=model_file,
+    )
+    folder = write_model_folder(tmp_path / "repo", spec, model_file, backend="python")
+    text = (folder / "config.pbtxt").read_text()
+    config = parse_pbtxt(text)
+    assert config["backend"] == ["python"] and "platform" not in config
+    assert spec_from_config(config).license == "CC BY-NC-SA 4.0 (open-unmix umxl weights)"
+    variant = spec_from_config(config)
+    assert variant.platform == "python"  # spec_from_config reads the backend line
+    reference = spec_from_config(parse_pbtxt(render_model_config(spec)))
+    assert dataclasses.replace(variant, platform=reference.platform) == reference
+    assert (folder / "1" / "model.py").is_file() and (folder / "1" / "model.onnx").is_file()
