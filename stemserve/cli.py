@@ -48,6 +48,13 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache-max-bytes", type=int, help="result cache size bound (0: no cache)")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain: turns TLS on (with --tls-key)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key")
+
+    triton = commands.add_parser("triton", help="serve the repository's CPU variant on Triton (needs the triton extra)")
+    triton.add_argument("--model-repository", type=Path, default=argparse.SUPPRESS, help="source repository")
+    triton.add_argument("--grpc-port", type=int, help="Triton gRPC port (0: a free one)")
+    triton.add_argument("--http-port", type=int, help="Triton HTTP port (0: a free one)")
+    triton.add_argument("--metrics-port", type=int, help="Triton Prometheus /metrics port (0: a free one)")
+    triton.add_argument("--build-dir", type=Path, help="folder of the generated CPU variant and backend")
     return parser
 
 
@@ -142,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(serve(settings))
             return 0
+        if args.command == "triton":
+            from server.triton.process import run_command
+
+            ports = {"grpc_port": args.grpc_port, "http_port": args.http_port, "metrics_port": args.metrics_port}
+            return run_command(settings.model_repository, args.build_dir, **ports)
         if args.command == "separate":
             output: object = _separate(args, settings)
         else:
