@@ -3,9 +3,10 @@
     with StemserveClient("localhost:50051", api_key="...") as client:
         result = client.separate(Path("song.mp3"), Path("stems"), SeparationOptions(stems=2))
 
-Stems are written as they stream in, to hidden partial files renamed into place once the
-final result has arrived, like the in-process pipeline: a failed call leaves no stem that
-looks finished.
+Stems are written as they stream in (each chunk at its byte offset: the server sends the
+bytes it already has while the song is still being separated, headers last), to hidden
+partial files renamed into place once the final result has arrived, like the in-process
+pipeline: a failed call leaves no stem that looks finished.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class StemserveClient:
         extension = options.encode.extension
         partial: dict[str, Path] = {}
         handles: dict[str, BinaryIO] = {}
+        covered: dict[str, _Coverage] = {}
         result = None
         try:
             for response in method(_requests(source, options), metadata=self._metadata, timeout=timeout_s):
@@ -101,20 +103,29 @@ class StemserveClient:
                     progress(response.progress.windows_done, response.progress.windows_total)
                 elif kind == "stem_chunk":
                     chunk = response.stem_chunk
-                    if chunk.stem not in handles:
+                    handle = handles.get(chunk.stem)
+                    if handle is None:
                         partial[chunk.stem] = out_dir / f".{chunk.stem}.{extension}.partial"
-                        handles[chunk.stem] = open(partial[chunk.stem], "wb")  # noqa: SIM115 - closed below
-                    handles[chunk.stem].write(chunk.data)
+                        handle = handles[chunk.stem] = open(partial[chunk.stem], "wb")  # noqa: SIM115 - closed below
+                    if handle.tell() != chunk.offset:
+                        handle.seek(chunk.offset)
+                    handle.write(chunk.data)
+                    covered.setdefault(chunk.stem, _Coverage()).add(chunk.offset, len(chunk.data))
                 elif kind == "result":
                     result = response.result
-            for handle in handles.values():
-                handle.close()
             if result is None:
                 raise RemoteError(grpc.StatusCode.DATA_LOSS, "expected a final result message, got none")
             final = {s.name: out_dir / f"{s.name}.{extension}" for s in result.stems}
             missing = sorted(set(final) - set(partial))
             if missing:
                 raise RemoteError(grpc.StatusCode.DATA_LOSS, f"expected bytes for stems {missing}, got none")
+            for stem in result.stems:
+                got = covered[stem.name].ranges
+                if got != [(0, stem.nb_bytes)]:
+                    raise RemoteError(grpc.StatusCode.DATA_LOSS,
+                                      f"stem {stem.name!r} must be bytes [0, {stem.nb_bytes}), got {got}")
+                handles[stem.name].truncate(stem.nb_bytes)
+                handles[stem.name].close()
             for name, path in final.items():
                 os.replace(partial[name], path)
         except grpc.RpcError as exc:
@@ -125,6 +136,23 @@ class StemserveClient:
             for path in partial.values():
                 path.unlink(missing_ok=True)
         return RemoteResult(summary=_summary(result, final), cache_hit=result.cache_hit, stems=final)
+
+
+class _Coverage:
+    """The byte ranges of a file received so far, merged: ``[(0, n)]`` once it is whole."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+
+    def add(self, offset: int, length: int) -> None:
+        merged: list[tuple[int, int]] = []
+        start, end = offset, offset + length
+        for lo, hi in self.ranges:
+            if hi < start or lo > end:
+                merged.append((lo, hi))
+            else:
+                start, end = min(lo, start), max(hi, end)
+        self.ranges = sorted([*merged, (start, end)])
 
 
 def _requests(source: bytes | Path, options: SeparationOptions) -> Iterator[pb.SeparateRequest]:

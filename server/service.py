@@ -3,8 +3,9 @@
 A separation request: authenticate -> take a song slot (per key and global) -> read the
 options -> receive the upload into a work file (hashing it, refusing it as soon as it is
 over the size limit) -> cache lookup -> on a miss: read the header (duration limit) and
-separate in a worker thread, relaying its progress -> store the result -> stream the
-stems and the final result. Errors cross to gRPC statuses in ``server/status.py`` only.
+separate in a worker thread, relaying its progress and the stem bytes already encoded
+(``server/streaming.py``) -> store the result -> send the rest of the stems and the final
+result. Errors cross to gRPC statuses in ``server/status.py`` only.
 
 The worker thread checks a stop flag and the call's deadline after every window, so a
 cancelled or expired call stops using the CPU within one window.
@@ -18,7 +19,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -41,14 +42,13 @@ from server.models import ModelPool, TimedBackend
 from server.proto_gen import separation_pb2 as pb
 from server.proto_gen import separation_pb2_grpc as pb_grpc
 from server.status import abort_with_status
+from server.streaming import StemTailer, finish_stems, verified_starts
 from stemserve.errors import DeadlineExceededError, InvalidAudioError, InvalidOptionError, StemserveError
 from stemserve.options import SeparationOptions
-from stemserve.pipeline import separate
+from stemserve.pipeline import SeparationResult, separate
 from stemserve.presets import resolve
 
 log = logging.getLogger(__name__)
-
-STEM_CHUNK_BYTES = 1 << 20  # well under gRPC's default 4 MiB message limit
 
 
 class StopRequested(Exception):
@@ -103,7 +103,7 @@ class SeparationService(pb_grpc.SeparationServicer):
             raise InvalidOptionError(f"the first message must hold options, got {got}")
         options = options_from_proto(rpc, first.options, self.default_model)
         backend = self.pool.get(options.model)
-        resolve(options.stems, backend.spec.stems, backend.spec.name)  # before the upload
+        preset = resolve(options.stems, backend.spec.stems, backend.spec.name)  # before the upload
         work = self.cache.new_work_dir()
         try:
             upload, digest = await self._receive(requests, work / "upload")
@@ -112,33 +112,48 @@ class SeparationService(pb_grpc.SeparationServicer):
             if entry is not None:
                 self.metrics.cache_hits.inc()
                 runtime = round(time.perf_counter() - started, 3)
-                for response in _stream(entry, cache_hit=True, runtime_seconds=runtime):
+                for response in _finish(entry, verified_starts(entry, None), cache_hit=True, runtime_s=runtime):
                     yield response
                 return
             self.metrics.cache_misses.inc()
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.executor, probe, upload, self.decode_limits)
             stems_dir = work / "stems"
-            progress: asyncio.Queue = asyncio.Queue()
-            job = _Job(upload, stems_dir, backend, options, self.decode_limits, context.time_remaining(),
-                       lambda done, total: loop.call_soon_threadsafe(progress.put_nowait, (done, total)))
-            future = loop.run_in_executor(self.executor, job.run)
-            future.add_done_callback(lambda _: progress.put_nowait(None))
+            tailer = StemTailer(stems_dir, preset.names, options.encode.extension)
             try:
-                async for done, total in _latest(progress):
-                    yield pb.SeparateResponse(progress=pb.Progress(windows_done=done, windows_total=total))
-                result = await future
+                job = _Job(upload, stems_dir, backend, options, self.decode_limits, context.time_remaining())
+                async for response in self._run(job, tailer):
+                    yield response
+                result = job.result
+                self.metrics.observe_separation(result.model_name, result.runtime_seconds, result.audio_seconds)
+                record = result_record(result)
+                entry = await loop.run_in_executor(self.executor, self.cache.store, key, stems_dir, record)
+                self.metrics.cache_size.set(self.cache.size_bytes)
+                ranges = await loop.run_in_executor(self.executor, verified_starts, entry, tailer)
             finally:
-                if not future.done():
-                    job.stop.set()
-                    await asyncio.shield(asyncio.wait([future]))
-            self.metrics.observe_separation(result.model_name, result.runtime_seconds, result.audio_seconds)
-            entry = await loop.run_in_executor(self.executor, self.cache.store, key, stems_dir, result_record(result))
-            self.metrics.cache_size.set(self.cache.size_bytes)
-            for response in _stream(entry, cache_hit=False):
+                tailer.close()
+            for response in _finish(entry, ranges, cache_hit=False):
                 yield response
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    async def _run(self, job: _Job, tailer: StemTailer) -> AsyncIterator[pb.SeparateResponse]:
+        """Separate in a worker thread; relay its progress and the stem bytes encoded so far."""
+        loop = asyncio.get_running_loop()
+        progress: asyncio.Queue = asyncio.Queue()
+        job.relay = lambda done, total: loop.call_soon_threadsafe(progress.put_nowait, (done, total))
+        future = loop.run_in_executor(self.executor, job.run)
+        future.add_done_callback(lambda _: progress.put_nowait(None))
+        try:
+            async for done, total in _latest(progress):
+                yield pb.SeparateResponse(progress=pb.Progress(windows_done=done, windows_total=total))
+                for response in tailer.poll():
+                    yield response
+            await future
+        finally:
+            if not future.done():  # the call ended early: stop the worker at its next window
+                job.stop.set()
+                await asyncio.shield(asyncio.wait([future]))
 
     async def _receive(self, requests: AsyncIterator, path: Path) -> tuple[Path, str]:
         """Write the upload to ``path`` as it arrives; its sha256. Small sequential writes
@@ -178,16 +193,18 @@ class _Job:
     """One separation in a worker thread, stoppable between windows."""
 
     def __init__(self, upload: Path, out_dir: Path, backend: TimedBackend, options: SeparationOptions,
-                 limits: DecodeLimits, time_remaining_s: float | None, relay) -> None:
+                 limits: DecodeLimits, time_remaining_s: float | None) -> None:
         self.upload, self.out_dir, self.backend, self.options = upload, out_dir, backend, options
-        self.limits, self.relay = limits, relay
+        self.limits = limits
+        self.relay: Callable[[int, int], None] = lambda done, total: None
         self.budget_s = time_remaining_s
         self.deadline = None if time_remaining_s is None else time.monotonic() + time_remaining_s
         self.stop = threading.Event()
+        self.result: SeparationResult | None = None
 
-    def run(self):
-        return separate(self.upload, self.out_dir, self.backend, self.options, limits=self.limits,
-                        progress=self.progress)
+    def run(self) -> None:
+        self.result = separate(self.upload, self.out_dir, self.backend, self.options, limits=self.limits,
+                               progress=self.progress)
 
     def progress(self, done: int, total: int) -> None:
         if self.stop.is_set():
@@ -200,19 +217,11 @@ class _Job:
         self.relay(done, total)
 
 
-def _stream(entry: Entry, *, cache_hit: bool, runtime_seconds: float | None = None):
-    """The stems' chunks then the result. Reads come from the page cache; closes the files."""
+def _finish(entry: Entry, ranges: dict[str, list[tuple[int, int]]], *, cache_hit: bool,
+            runtime_s: float | None = None) -> Iterator[pb.SeparateResponse]:
+    """The stems' remaining chunks, then the result; closes the entry's files."""
     try:
-        for name, handle in entry.files.items():
-            data = handle.read(STEM_CHUNK_BYTES)
-            while True:
-                following = handle.read(STEM_CHUNK_BYTES)
-                yield pb.SeparateResponse(stem_chunk=pb.StemChunk(stem=name, data=data, last=not following))
-                if not following:
-                    break
-                data = following
-        yield pb.SeparateResponse(
-            result=result_to_proto(entry.result, cache_hit=cache_hit, runtime_seconds=runtime_seconds)
-        )
+        yield from finish_stems(entry, ranges)
+        yield pb.SeparateResponse(result=result_to_proto(entry.result, cache_hit=cache_hit, runtime_seconds=runtime_s))
     finally:
         entry.close()

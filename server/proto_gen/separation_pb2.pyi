@@ -75,14 +75,14 @@ class Progress(_message.Message):
     def __init__(self, windows_done: _Optional[int] = ..., windows_total: _Optional[int] = ...) -> None: ...
 
 class StemChunk(_message.Message):
-    __slots__ = ("stem", "data", "last")
+    __slots__ = ("stem", "data", "offset")
     STEM_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
-    LAST_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     stem: str
     data: bytes
-    last: bool
-    def __init__(self, stem: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+    offset: int
+    def __init__(self, stem: _Optional[str] = ..., data: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class StemInfo(_message.Message):
     __slots__ = ("name", "sample_rate_hz", "nb_frames", "format", "nb_bytes")

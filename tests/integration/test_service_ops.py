@@ -123,12 +123,14 @@ def test_metrics_endpoint_values_and_promtool(tmp_path, start_server):
         client.separate(audio, tmp_path / "b", SPLIT4)
         with pytest.raises(RemoteError):
             client.separate(b"junk" * 50, tmp_path / "c", SPLIT4)
+    rpc = "stemserve.v1.Separation/SplitStems"
+    # the interceptor counts a call just after its status went out
+    wait_until(lambda: sample(server, "stemserve_request_duration_seconds_count", rpc=rpc) == 3)
     httpd, port = start_metrics_server(0, server.metrics.registry, host="127.0.0.1")
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
         httpd.shutdown()
-    rpc = "stemserve.v1.Separation/SplitStems"
     assert f'stemserve_requests_total{{code="OK",rpc="{rpc}"}} 2.0' in text
     assert f'stemserve_requests_total{{code="INVALID_ARGUMENT",rpc="{rpc}"}} 1.0' in text
     assert f'stemserve_request_duration_seconds_count{{rpc="{rpc}"}} 3.0' in text

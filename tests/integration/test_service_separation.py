@@ -104,3 +104,14 @@ def test_client_is_usable_as_a_library_with_a_path(tmp_path, start_server):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"{n}.wav" for n in ("vocals", "drums", "bass", "piano", "other"))
     assert result.summary["input"]["bytes"] == song.stat().st_size
+
+
+def test_a_longer_song_streamed_while_separating_equals_the_in_process_files(tmp_path, start_server, local_backend):
+    server = start_server()
+    audio = wav_bytes(12.0, seed=7)  # ~2 MB per stem: the server sends stem bytes before the song is done
+    options = SeparationOptions(stems=4, model="split5", bit_depth="24")
+    with client_for(server) as client:
+        remote = client.separate(audio, tmp_path / "remote", options)
+    separate(audio, tmp_path / "local", local_backend("split5"), options)
+    for path in remote.stems.values():
+        assert path.read_bytes() == (tmp_path / "local" / path.name).read_bytes()
