@@ -8,8 +8,15 @@ from server.messages import REMOVE_VOCALS, SPLIT_STEMS, model_info, options_from
 from server.proto_gen import separation_pb2 as pb
 from server.status import rejection_reason, status_code
 from stemserve.errors import (
-    AuthenticationError, BackendUnavailableError, DeadlineExceededError, InvalidAudioError, InvalidOptionError,
-    ModelConfigError, ModelNotFoundError, ResourceExhaustedError, StemserveError,
+    AuthenticationError,
+    BackendUnavailableError,
+    DeadlineExceededError,
+    InvalidAudioError,
+    InvalidOptionError,
+    ModelConfigError,
+    ModelNotFoundError,
+    ResourceExhaustedError,
+    StemserveError,
 )
 from stemserve.model_config import ModelSpec
 from stemserve.options import SeparationOptions
