@@ -1,9 +1,9 @@
 """gRPC overhead: one generated 4-minute song through the service vs in process, same run.
 
-Both paths use the same model in this process: the in-process pipeline on its own
-backend, and a server on a free local port (result cache off, so every repeat separates)
-driven by the blocking client, which uploads the file and writes the stems it streams
-back. Both start from the song's file and end with the stems' files. Each repeat runs
+Both paths use the same model and settings: the in-process pipeline in this process, and
+``stemserve serve`` in its own process on a free local port (result cache off, so every
+repeat separates), called by the blocking client, which uploads the file and writes the
+stems it streams back: a service's caller never shares its process. Both start from the song's file and end with the stems' files. Each repeat runs
 both, the first of the two alternating, so drift and warm caches favour neither.
 Targets, on the medians of the repeats: gRPC adds at most 5 % to the in-process time, and
 the song takes at most 10 s through gRPC.
@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks import report
 from benchmarks.pipeline import song_wav
 from client import StemserveClient
 from server.backends.local import LocalBackend
-from server.background import BackgroundServer
 from stemserve.model_config import load_model
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
 from stemserve.pipeline import separate
@@ -34,6 +41,38 @@ from stemserve.settings import Settings
 log = logging.getLogger(__name__)
 TARGET_OVERHEAD = 0.05
 TARGET_GRPC_S = 10.0
+
+
+@contextmanager
+def serving(settings: Settings, startup_timeout_s: float = 300.0) -> Iterator[int]:
+    """``stemserve serve`` in a child process; its port once health says SERVING."""
+    with socket.socket() as probe:
+        probe.bind((settings.host, 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "stemserve.cli", "--model-repository", str(settings.model_repository),
+               "serve", "--host", settings.host, "--port", str(port), "--metrics-port", "0",
+               "--models", settings.models, "--cache-dir", str(settings.cache_dir), "--cache-max-bytes", "0"]
+    process = subprocess.Popen(command)
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        with grpc.insecure_channel(f"{settings.host}:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"stemserve serve exited with {process.returncode}")
+                try:
+                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    if status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"stemserve serve was not SERVING after {startup_timeout_s:.0f} s")
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -62,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         local = LocalBackend(load_model(settings.model_repository, args.model),
                              intra_op_threads=settings.intra_op_threads)
         local.warm_up()
-        with BackgroundServer(settings) as server, StemserveClient(f"127.0.0.1:{server.port}") as client:
+        with serving(settings) as port, StemserveClient(f"127.0.0.1:{port}") as client:
             runs = {
                 "in_process": lambda out: separate(song, out, local, options),
                 "grpc": lambda out: client.separate(song, out, options),
