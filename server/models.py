@@ -71,6 +71,8 @@ class ModelPool:
     ) -> ModelPool:
         """``names`` empty: every model of the repository."""
         available = list_model_names(repository)
+        if not available:
+            raise ModelNotFoundError(f"expected models (<name>/config.pbtxt) in {repository}, found none")
         unknown = [n for n in names if n not in available]
         if unknown:
             raise ModelNotFoundError(f"models to serve must be among {available}, got unknown {unknown}")

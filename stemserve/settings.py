@@ -35,6 +35,7 @@ class Settings:
     shutdown_grace_s: float = 30.0  # time requests in flight get to finish on shutdown
     # gRPC client (stemserve separate --server)
     api_key: str = ""
+    server_ca: Path | None = None  # PEM certificates to verify the server by: turns TLS on
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0:

@@ -4,6 +4,7 @@ and ``stemserve serve`` itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,9 +23,18 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from client import RemoteError
 from preprocess.chunk import WindowPlan
 from server.metrics import start_metrics_server
+from stemserve.cli import main
 from stemserve.options import SeparationOptions
 from tests.integration import test_service_support as support
-from tests.integration.test_service_support import Gate, client_for, sample, wait_until, wav_bytes
+from tests.integration.test_service_support import (
+    KEYS,
+    Gate,
+    client_for,
+    sample,
+    wait_until,
+    wav_bytes,
+    write_keys,
+)
 
 start_server = support.start_server  # the fixture, shared
 
@@ -183,3 +193,21 @@ def test_serve_command_serves_until_sigterm(tmp_path, repo):
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
+
+
+def test_cli_server_mode_takes_its_key_and_ca_from_the_environment(tmp_path, start_server, certificate,
+                                                                   monkeypatch, capsys):
+    cert, key = certificate
+    server = start_server(tls_cert=cert, tls_key=key, api_keys_file=write_keys(tmp_path / "keys.txt"))
+    song = tmp_path / "song.wav"
+    song.write_bytes(wav_bytes(0.4))
+    args = ["separate", str(song), "-o", str(tmp_path / "out"), "--server", f"127.0.0.1:{server.port}",
+            "--model", "split5", "--stems", "2", "--no-progress"]
+    monkeypatch.setenv("STEMSERVE_SERVER_CA", str(cert))
+    assert main(args) == 2
+    assert "server answered UNAUTHENTICATED" in capsys.readouterr().err
+    monkeypatch.setenv("STEMSERVE_API_KEY", KEYS["bob"])
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(summary["stems"]) == ["instrumental", "vocals"]
+    assert (tmp_path / "out" / "vocals.wav").is_file()
