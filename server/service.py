@@ -129,7 +129,11 @@ class SeparationService(pb_grpc.SeparationServicer):
                 record = result_record(result)
                 entry = await loop.run_in_executor(self.executor, self.cache.store, key, stems_dir, record)
                 self.metrics.cache_size.set(self.cache.size_bytes)
-                ranges = await loop.run_in_executor(self.executor, verified_starts, entry, tailer)
+                try:
+                    ranges = await loop.run_in_executor(self.executor, verified_starts, entry, tailer)
+                except BaseException:
+                    entry.close()
+                    raise
             finally:
                 tailer.close()
             for response in _finish(entry, ranges, cache_hit=False):

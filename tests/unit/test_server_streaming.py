@@ -1,6 +1,7 @@
 """Stem bytes sent while the stems are still being written end up as the final files."""
 
 import os
+import random
 
 import pytest
 
@@ -21,7 +22,7 @@ def rebuild(responses, into: dict[str, bytearray]) -> dict[str, bytearray]:
 
 
 def body(n: int, seed: int) -> bytes:
-    return bytes((i * 7 + seed) % 251 for i in range(n))
+    return random.Random(seed).randbytes(n)
 
 
 @pytest.fixture
