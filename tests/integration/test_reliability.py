@@ -24,7 +24,10 @@ from client import StemserveClient
 from client.client import RemoteError
 from server.cache import RESULT_NAME, WORK_PREFIX, ResultCache
 from stemserve.options import SeparationOptions
-from tests.integration.test_service_support import KEYS, client_for, start_server, wav_bytes, write_keys  # noqa: F401
+from tests.integration import test_service_support as support
+from tests.integration.test_service_support import KEYS, client_for, wav_bytes, write_keys
+
+start_server = support.start_server  # the fixture, shared
 
 SPLIT5 = SeparationOptions(stems=4, model="split5")
 
@@ -36,11 +39,30 @@ def free_port() -> int:
 
 
 def serve_process(repo: Path, cache_dir: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "stemserve.cli", "--model-repository", str(repo), "serve", "--host",
-               "127.0.0.1", "--port", str(port), "--metrics-port", "0", "--models", "split5",
-               "--cache-dir", str(cache_dir)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "STEMSERVE_INTRA_OP_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "stemserve.cli",
+        "--model-repository",
+        str(repo),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        "0",
+        "--models",
+        "split5",
+        "--cache-dir",
+        str(cache_dir),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "STEMSERVE_INTRA_OP_THREADS": "1"},
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
