@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
+from contextlib import closing
 from pathlib import Path
 
 import grpc
@@ -42,7 +44,7 @@ from server.models import ModelPool, TimedBackend
 from server.proto_gen import separation_pb2 as pb
 from server.proto_gen import separation_pb2_grpc as pb_grpc
 from server.status import abort_with_status
-from server.streaming import StemTailer, finish_stems, verified_starts
+from server.streaming import StemTailer, changed_early_bytes, finish_stems, remaining_ranges
 from stemserve.errors import DeadlineExceededError, InvalidAudioError, InvalidOptionError, StemserveError
 from stemserve.options import SeparationOptions
 from stemserve.pipeline import SeparationResult, separate
@@ -112,8 +114,10 @@ class SeparationService(pb_grpc.SeparationServicer):
             if entry is not None:
                 self.metrics.cache_hits.inc()
                 runtime = round(time.perf_counter() - started, 3)
-                for response in _finish(entry, verified_starts(entry, None), cache_hit=True, runtime_s=runtime):
-                    yield response
+                with closing(entry):
+                    for response in finish_stems(entry, remaining_ranges(entry, None)):
+                        yield response
+                    yield _result(entry, cache_hit=True, runtime_s=runtime)
                 return
             self.metrics.cache_misses.inc()
             loop = asyncio.get_running_loop()
@@ -129,15 +133,20 @@ class SeparationService(pb_grpc.SeparationServicer):
                 record = result_record(result)
                 entry = await loop.run_in_executor(self.executor, self.cache.store, key, stems_dir, record)
                 self.metrics.cache_size.set(self.cache.size_bytes)
-                try:
-                    ranges = await loop.run_in_executor(self.executor, verified_starts, entry, tailer)
-                except BaseException:
-                    entry.close()
-                    raise
+                with closing(entry):
+                    check = loop.run_in_executor(self.executor, changed_early_bytes, entry, tailer)
+                    try:
+                        for response in finish_stems(entry, remaining_ranges(entry, tailer)):
+                            yield response
+                    finally:
+                        changed = await check
+                    if changed:
+                        log.warning("stems %s changed after they were sent early; sending them again", changed)
+                    for response in finish_stems(entry, {name: [(0, _size(entry, name))] for name in changed}):
+                        yield response
+                    yield _result(entry, cache_hit=False)
             finally:
                 tailer.close()
-            for response in _finish(entry, ranges, cache_hit=False):
-                yield response
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -221,11 +230,9 @@ class _Job:
         self.relay(done, total)
 
 
-def _finish(entry: Entry, ranges: dict[str, list[tuple[int, int]]], *, cache_hit: bool,
-            runtime_s: float | None = None) -> Iterator[pb.SeparateResponse]:
-    """The stems' remaining chunks, then the result; closes the entry's files."""
-    try:
-        yield from finish_stems(entry, ranges)
-        yield pb.SeparateResponse(result=result_to_proto(entry.result, cache_hit=cache_hit, runtime_seconds=runtime_s))
-    finally:
-        entry.close()
+def _result(entry: Entry, *, cache_hit: bool, runtime_s: float | None = None) -> pb.SeparateResponse:
+    return pb.SeparateResponse(result=result_to_proto(entry.result, cache_hit=cache_hit, runtime_seconds=runtime_s))
+
+
+def _size(entry: Entry, name: str) -> int:
+    return os.fstat(entry.files[name].fileno()).st_size

@@ -4,16 +4,18 @@ While a song is separated, its stems are encoded window by window into hidden pa
 files (``.NAME.EXT.partial``, see ``stemserve/stem_sink.py``). :class:`StemTailer` sends
 what those files already hold, except their first :data:`HEADER_GUARD_BYTES`: encoders
 rewrite the header (sizes, stream info) when they close the file. Once the separation is
-complete, :func:`finish_stems` checks that the bytes sent early equal the final files
-(a CRC-32 of both) and sends what is left: the header region and the tail. A stem whose
-early bytes differ is sent again whole, so the client always ends with the final files.
-Sending during the separation keeps the transfer off the critical path.
+complete, :func:`finish_stems` sends what is left (:func:`remaining_ranges`: the header
+region and the tail) while :func:`changed_early_bytes` checks, in a worker thread, that
+the bytes sent early equal the final files (a CRC-32 of both); a stem whose early bytes
+differ is sent again whole before the result, so the client always ends with the final
+files. Sending during the separation keeps the transfer off the critical path.
 
 Cached results, which are complete from the start, go through :func:`finish_stems` alone.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,30 +71,44 @@ class StemTailer:
                 sent.handle = None
 
 
-def verified_starts(entry: Entry, tailer: StemTailer | None) -> dict[str, list[tuple[int, int]]]:
-    """Byte ranges still to send per stem: the header and the tail when the early bytes
-    match the final file, else the whole file. Blocking: reads what was sent early again."""
+def remaining_ranges(entry: Entry, tailer: StemTailer | None) -> dict[str, list[tuple[int, int]]]:
+    """Byte ranges of each stem not sent early: its header region and its tail, or the
+    whole file when nothing went out early."""
     ranges: dict[str, list[tuple[int, int]]] = {}
     for name, handle in entry.files.items():
         size = _size(handle)
         sent = tailer.sent.get(name) if tailer is not None else None
         if sent is None or sent.end == HEADER_GUARD_BYTES or sent.end > size:
             ranges[name] = [(0, size)]
-            continue
-        handle.seek(HEADER_GUARD_BYTES)
-        crc, left = 0, sent.end - HEADER_GUARD_BYTES
-        while left:
-            data = handle.read(min(CHUNK_BYTES, left))
-            crc, left = zlib.crc32(data, crc), left - len(data)
-        intact = crc == sent.crc32
-        ranges[name] = [(0, HEADER_GUARD_BYTES), (sent.end, size)] if intact else [(0, size)]
+        else:
+            ranges[name] = [(0, HEADER_GUARD_BYTES), (sent.end, size)]
     return ranges
 
 
-def finish_stems(entry: Entry, ranges: dict[str, list[tuple[int, int]]]) -> Iterator[pb.SeparateResponse]:
-    """Chunks of ``ranges`` of each stem of ``entry``, in the preset's order."""
+def changed_early_bytes(entry: Entry, tailer: StemTailer) -> list[str]:
+    """Stems whose bytes sent early differ from their final file (to send again whole).
+    Blocking, and safe alongside :func:`finish_stems` on the same files: it reads with
+    ``os.pread``, which leaves the files' positions alone."""
+    changed = []
     for name, handle in entry.files.items():
-        for start, end in ranges[name]:
+        sent = tailer.sent.get(name)
+        if sent is None or sent.end == HEADER_GUARD_BYTES:
+            continue
+        crc, position = 0, HEADER_GUARD_BYTES
+        while position < sent.end:
+            data = os.pread(handle.fileno(), min(CHUNK_BYTES, sent.end - position), position)
+            if not data:
+                break
+            crc, position = zlib.crc32(data, crc), position + len(data)
+        if position != sent.end or crc != sent.crc32:
+            changed.append(name)
+    return changed
+
+
+def finish_stems(entry: Entry, ranges: dict[str, list[tuple[int, int]]]) -> Iterator[pb.SeparateResponse]:
+    """Chunks of ``ranges`` of each stem of ``entry`` named in ``ranges``, in the preset's order."""
+    for name, handle in entry.files.items():
+        for start, end in ranges.get(name, ()):
             handle.seek(start)
             position = start
             while position < end:

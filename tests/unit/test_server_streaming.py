@@ -6,7 +6,14 @@ import random
 import pytest
 
 from server.cache import Entry
-from server.streaming import HEADER_GUARD_BYTES, MIN_EARLY_BYTES, StemTailer, finish_stems, verified_starts
+from server.streaming import (
+    HEADER_GUARD_BYTES,
+    MIN_EARLY_BYTES,
+    StemTailer,
+    changed_early_bytes,
+    finish_stems,
+    remaining_ranges,
+)
 
 GUARD = HEADER_GUARD_BYTES
 
@@ -64,11 +71,12 @@ def test_early_bytes_plus_header_and_tail_rebuild_the_final_file(stems_dir):
         "other": finalize(stems_dir, "other", b"OTHERHEADER", body(10, 5)),
     }
     entry = entry_of(finals)
-    ranges = verified_starts(entry, tailer)
+    ranges = remaining_ranges(entry, tailer)
     vocals_size = finals["vocals"].stat().st_size
     assert ranges["vocals"] == [(0, GUARD), (GUARD + 3 * MIN_EARLY_BYTES, vocals_size)]
     assert ranges["other"] == [(0, finals["other"].stat().st_size)]
     rebuild(finish_stems(entry, ranges), received)
+    assert changed_early_bytes(entry, tailer) == []
     entry.close()
     tailer.close()
     for name, path in finals.items():
@@ -86,9 +94,10 @@ def test_early_bytes_that_changed_are_sent_again_whole(stems_dir):
         handle.write(b"changed")
     final = finalize(stems_dir, "vocals", b"H", b"")
     entry = entry_of({"vocals": final})
-    ranges = verified_starts(entry, tailer)
-    assert ranges == {"vocals": [(0, final.stat().st_size)]}
-    rebuild(finish_stems(entry, ranges), received)
+    rebuild(finish_stems(entry, remaining_ranges(entry, tailer)), received)
+    assert bytes(received["vocals"]) != final.read_bytes()  # the early bytes are stale
+    assert changed_early_bytes(entry, tailer) == ["vocals"]
+    rebuild(finish_stems(entry, {"vocals": [(0, final.stat().st_size)]}), received)
     entry.close()
     tailer.close()
     assert bytes(received["vocals"]) == final.read_bytes()
@@ -100,7 +109,7 @@ def test_complete_files_are_sent_whole_in_order(tmp_path):
         paths[name] = tmp_path / f"{name}.wav"
         paths[name].write_bytes(body(2_500_000 + index, index))
     entry = entry_of(paths)
-    responses = list(finish_stems(entry, verified_starts(entry, None)))
+    responses = list(finish_stems(entry, remaining_ranges(entry, None)))
     entry.close()
     assert [r.stem_chunk.stem for r in responses] == ["vocals"] * 3 + ["drums"] * 3
     assert [r.stem_chunk.offset for r in responses[:3]] == [0, 1 << 20, 2 << 20]
