@@ -96,7 +96,11 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
     )
     address = f"{settings.host}:{settings.port}"
     if settings.tls_cert is not None and settings.tls_key is not None:
-        credentials = grpc.ssl_server_credentials([(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())])
+        try:
+            pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+        except OSError as exc:
+            raise InvalidOptionError(f"tls_key and tls_cert must be readable PEM files ({exc})") from exc
+        credentials = grpc.ssl_server_credentials([pair])
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)

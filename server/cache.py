@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from stemserve.errors import InvalidOptionError
 from stemserve.options import SeparationOptions
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,12 @@ class ResultCache:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.new_work_dir()
+            probe.rmdir()
+        except OSError as exc:
+            raise InvalidOptionError(f"cache_dir must be a writable folder, got {str(self.root)!r} ({exc})") from exc
         self._lock = threading.Lock()
         self._sizes: OrderedDict[str, int] = OrderedDict()  # key -> bytes, least recent first
         for stale in self.root.glob(WORK_PREFIX + "*"):

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from server.cache import RESULT_NAME, WORK_PREFIX, ResultCache, cache_key
+from stemserve.errors import InvalidOptionError
 from stemserve.options import SeparationOptions
 
 
@@ -120,3 +121,10 @@ def test_work_dirs_are_hidden_and_unique(tmp_path, max_bytes):
     cache = ResultCache(tmp_path, max_bytes=max_bytes)
     first, second = cache.new_work_dir(), cache.new_work_dir()
     assert first != second and first.name.startswith(WORK_PREFIX) and first.parent == tmp_path
+
+
+def test_an_unwritable_cache_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InvalidOptionError, match="cache_dir must be a writable folder, got"):
+        ResultCache(blocker / "cache", max_bytes=10)
