@@ -52,6 +52,9 @@ from stemserve.presets import resolve
 
 log = logging.getLogger(__name__)
 
+TAIL_POLL_S = 0.25  # how often stem files are checked for new bytes when no progress event came
+_DONE = object()  # the worker finished (or failed)
+
 
 class StopRequested(Exception):
     """Raised in the worker thread when the call was cancelled: the client is gone."""
@@ -156,10 +159,11 @@ class SeparationService(pb_grpc.SeparationServicer):
         progress: asyncio.Queue = asyncio.Queue()
         job.relay = lambda done, total: loop.call_soon_threadsafe(progress.put_nowait, (done, total))
         future = loop.run_in_executor(self.executor, job.run)
-        future.add_done_callback(lambda _: progress.put_nowait(None))
+        future.add_done_callback(lambda _: progress.put_nowait(_DONE))
         try:
-            async for done, total in _latest(progress):
-                yield pb.SeparateResponse(progress=pb.Progress(windows_done=done, windows_total=total))
+            async for event in _events(progress, TAIL_POLL_S):
+                if event is not None:
+                    yield pb.SeparateResponse(progress=pb.Progress(windows_done=event[0], windows_total=event[1]))
                 for response in tailer.poll():
                     yield response
             await future
@@ -190,15 +194,23 @@ class SeparationService(pb_grpc.SeparationServicer):
         return path, digest.hexdigest()
 
 
-async def _latest(queue: asyncio.Queue) -> AsyncIterator[tuple[int, int]]:
-    """Progress events until the ``None`` sentinel, skipping those a newer one replaced."""
-    while (item := await queue.get()) is not None:
-        while not queue.empty():
+async def _events(queue: asyncio.Queue, poll_s: float) -> AsyncIterator[tuple[int, int] | None]:
+    """Progress events until ``_DONE``, skipping those a newer one replaced; ``None`` after
+    ``poll_s`` without one (the encoder keeps writing between slow windows)."""
+    while True:
+        try:
+            item = await asyncio.wait_for(queue.get(), poll_s)
+        except TimeoutError:
+            yield None
+            continue
+        while item is not _DONE and not queue.empty():
             following = queue.get_nowait()
-            if following is None:
+            if following is _DONE:
                 yield item
                 return
             item = following
+        if item is _DONE:
+            return
         yield item
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 
+import grpc
 import pytest
 
 from client import StemserveClient
+from server.proto_gen import separation_pb2 as pb
+from server.proto_gen import separation_pb2_grpc as pb_grpc
+from server.streaming import HEADER_GUARD_BYTES
 from stemserve.cli import main
 from stemserve.options import SeparationOptions
 from stemserve.pipeline import separate
 from tests.integration import test_service_support as support
-from tests.integration.test_service_support import client_for, sample, wav_bytes
+from tests.integration.test_service_support import Gate, client_for, sample, wait_until, wav_bytes
 
 start_server = support.start_server  # the fixture, shared
 
@@ -104,6 +108,38 @@ def test_client_is_usable_as_a_library_with_a_path(tmp_path, start_server):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"{n}.wav" for n in ("vocals", "drums", "bass", "piano", "other"))
     assert result.summary["input"]["bytes"] == song.stat().st_size
+
+
+def test_stem_bytes_arrive_before_the_song_is_finished(tmp_path, start_server, local_backend):
+    gate = Gate(free_windows=60)  # ~4 s of the 6 s song (~700 kB per stem), then the model waits
+    server = start_server(gate=gate)
+    audio = wav_bytes(6.0, seed=11)
+    requests = iter([pb.SeparateRequest(options=pb.SeparateOptions(stems=4, model="split5")),
+                     pb.SeparateRequest(audio_chunk=audio)])
+    files: dict[str, bytearray] = {}
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        responses = pb_grpc.SeparationStub(channel).SplitStems(requests, timeout=30)
+        for response in responses:  # the song cannot finish before the gate opens
+            if _apply(response, files) == "stem_chunk":
+                break
+        assert response.stem_chunk.offset >= HEADER_GUARD_BYTES  # headers come last
+        wait_until(gate.entered.is_set)
+        gate.open.set()
+        kinds = [_apply(response, files) for response in responses]
+    assert kinds[-1] == "result" and "progress" in kinds
+    separate(audio, tmp_path / "local", local_backend("split5"), SeparationOptions(stems=4, model="split5"))
+    for name, data in files.items():
+        assert bytes(data) == (tmp_path / "local" / f"{name}.wav").read_bytes()
+
+
+def _apply(response, files: dict[str, bytearray]) -> str:
+    if response.HasField("stem_chunk"):
+        chunk = response.stem_chunk
+        data = files.setdefault(chunk.stem, bytearray())
+        end = chunk.offset + len(chunk.data)
+        data.extend(b"\0" * max(0, end - len(data)))
+        data[chunk.offset : end] = chunk.data
+    return response.WhichOneof("payload")
 
 
 def test_a_longer_song_streamed_while_separating_equals_the_in_process_files(tmp_path, start_server, local_backend):
