@@ -89,12 +89,7 @@ class StemserveClient:
         ``options`` None: the defaults (4 stems, wav, the default model)."""
         options = SeparationOptions() if options is None else options
         method = self._stub.RemoveVocals if options.stems == 2 else self._stub.SplitStems
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        extension = options.encode.extension
-        partial: dict[str, Path] = {}
-        handles: dict[str, BinaryIO] = {}
-        covered: dict[str, _Coverage] = {}
+        files = _StemFiles(Path(out_dir), options.encode.extension)
         result = None
         try:
             for response in method(_requests(source, options), metadata=self._metadata, timeout=timeout_s):
@@ -102,40 +97,61 @@ class StemserveClient:
                 if kind == "progress" and progress is not None:
                     progress(response.progress.windows_done, response.progress.windows_total)
                 elif kind == "stem_chunk":
-                    chunk = response.stem_chunk
-                    handle = handles.get(chunk.stem)
-                    if handle is None:
-                        partial[chunk.stem] = out_dir / f".{chunk.stem}.{extension}.partial"
-                        handle = handles[chunk.stem] = open(partial[chunk.stem], "wb")  # noqa: SIM115 - closed below
-                    if handle.tell() != chunk.offset:
-                        handle.seek(chunk.offset)
-                    handle.write(chunk.data)
-                    covered.setdefault(chunk.stem, _Coverage()).add(chunk.offset, len(chunk.data))
+                    files.write(response.stem_chunk)
                 elif kind == "result":
                     result = response.result
             if result is None:
                 raise RemoteError(grpc.StatusCode.DATA_LOSS, "expected a final result message, got none")
-            final = {s.name: out_dir / f"{s.name}.{extension}" for s in result.stems}
-            missing = sorted(set(final) - set(partial))
-            if missing:
-                raise RemoteError(grpc.StatusCode.DATA_LOSS, f"expected bytes for stems {missing}, got none")
-            for stem in result.stems:
-                got = covered[stem.name].ranges
-                if got != [(0, stem.nb_bytes)]:
-                    raise RemoteError(grpc.StatusCode.DATA_LOSS,
-                                      f"stem {stem.name!r} must be bytes [0, {stem.nb_bytes}), got {got}")
-                handles[stem.name].truncate(stem.nb_bytes)
-                handles[stem.name].close()
-            for name, path in final.items():
-                os.replace(partial[name], path)
+            final = files.commit(result.stems)
         except grpc.RpcError as exc:
             raise RemoteError(exc.code(), exc.details()) from exc
         finally:
-            for handle in handles.values():
-                handle.close()
-            for path in partial.values():
-                path.unlink(missing_ok=True)
+            files.discard()
         return RemoteResult(summary=_summary(result, final), cache_hit=result.cache_hit, stems=final)
+
+
+class _StemFiles:
+    """Stems being received: hidden partial files written at each chunk's offset, renamed
+    into place by ``commit`` once every stem is whole."""
+
+    def __init__(self, out_dir: Path, extension: str) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir, self.extension = out_dir, extension
+        self._partial: dict[str, Path] = {}
+        self._handles: dict[str, BinaryIO] = {}
+        self._covered: dict[str, _Coverage] = {}
+
+    def write(self, chunk: pb.StemChunk) -> None:
+        handle = self._handles.get(chunk.stem)
+        if handle is None:
+            self._partial[chunk.stem] = self.out_dir / f".{chunk.stem}.{self.extension}.partial"
+            handle = self._handles[chunk.stem] = open(self._partial[chunk.stem], "wb")  # noqa: SIM115 - discard()
+            self._covered[chunk.stem] = _Coverage()
+        if handle.tell() != chunk.offset:
+            handle.seek(chunk.offset)
+        handle.write(chunk.data)
+        self._covered[chunk.stem].add(chunk.offset, len(chunk.data))
+
+    def commit(self, stems) -> dict[str, Path]:
+        """Check that each stem of the result arrived whole, then rename them all."""
+        for stem in stems:
+            got = self._covered[stem.name].ranges if stem.name in self._covered else []
+            if got != [(0, stem.nb_bytes)]:
+                raise RemoteError(grpc.StatusCode.DATA_LOSS,
+                                  f"stem {stem.name!r} must be bytes [0, {stem.nb_bytes}), got {got}")
+            self._handles[stem.name].truncate(stem.nb_bytes)
+            self._handles[stem.name].close()
+        final = {stem.name: self.out_dir / f"{stem.name}.{self.extension}" for stem in stems}
+        for name, path in final.items():
+            os.replace(self._partial[name], path)
+        return final
+
+    def discard(self) -> None:
+        """Close every file and remove what was not committed."""
+        for handle in self._handles.values():
+            handle.close()
+        for path in self._partial.values():
+            path.unlink(missing_ok=True)
 
 
 class _Coverage:

@@ -129,3 +129,26 @@ def test_client_coverage_is_whole_only_without_gaps():
     assert coverage.ranges == [(0, GUARD + 2010)]
     coverage.add(0, GUARD + 5000)  # a stem sent again whole
     assert coverage.ranges == [(0, GUARD + 5000)]
+
+
+def test_client_refuses_a_stem_with_a_gap_and_leaves_no_file(tmp_path):
+    import grpc
+
+    from client.client import RemoteError, _StemFiles
+    from server.proto_gen import separation_pb2 as pb
+
+    files = _StemFiles(tmp_path, "wav")
+    files.write(pb.StemChunk(stem="vocals", data=b"tail", offset=GUARD))
+    files.write(pb.StemChunk(stem="vocals", data=b"h" * (GUARD - 1), offset=0))  # one byte short
+    with pytest.raises(RemoteError) as failure:
+        files.commit([pb.StemInfo(name="vocals", nb_bytes=GUARD + 4)])
+    files.discard()
+    assert failure.value.code == grpc.StatusCode.DATA_LOSS
+    assert f"must be bytes [0, {GUARD + 4}), got [(0, {GUARD - 1}), ({GUARD}, {GUARD + 4})]" in str(failure.value)
+    assert list(tmp_path.iterdir()) == []
+    whole = _StemFiles(tmp_path, "wav")
+    whole.write(pb.StemChunk(stem="vocals", data=b"tail", offset=GUARD))
+    whole.write(pb.StemChunk(stem="vocals", data=b"h" * GUARD, offset=0))
+    assert whole.commit([pb.StemInfo(name="vocals", nb_bytes=GUARD + 4)]) == {"vocals": tmp_path / "vocals.wav"}
+    whole.discard()
+    assert (tmp_path / "vocals.wav").read_bytes() == b"h" * GUARD + b"tail"
