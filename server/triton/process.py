@@ -49,6 +49,7 @@ class TritonConfig:
     exit_timeout_s: int = 10  # what requests in flight get to finish on stop
     log_to_file: bool = True  # build_dir/tritonserver.log; False: this process's stderr
     log_verbose: int = 0
+    python_shm_bytes: int = 64 * 1024**2  # python-backend shared memory per instance, and each growth step
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port", "metrics_port"):
@@ -127,6 +128,10 @@ class TritonProcess:
             "--exit-on-error=true",
             f"--exit-timeout-secs={c.exit_timeout_s}",
             f"--log-verbose={c.log_verbose}",
+            # a region name of its own: several Triton servers may run on one machine
+            f"--backend-config=python,shm-region-prefix-name=stemserve_{os.getpid()}_{id(self):x}_",
+            f"--backend-config=python,shm-default-byte-size={c.python_shm_bytes}",
+            f"--backend-config=python,shm-growth-byte-size={c.python_shm_bytes}",
         ]
 
     def start(self, *, wait: bool = True) -> Self:

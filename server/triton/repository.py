@@ -4,8 +4,7 @@ Every model keeps its name, inputs, outputs, ``parameters`` (the model contract'
 metadata) and dynamic batching from its own ``config.pbtxt``: that file stays the one place
 those facts live. The variant changes only how the model runs: ``backend: "python"`` with
 ``model.py`` (this package's template) running the same ``model.onnx`` in ONNX Runtime,
-instance groups of KIND_CPU, a warm-up at the largest batch, and a queue policy that lets
-each request carry its client's deadline as a timeout.
+instance groups of KIND_CPU and a warm-up at the largest batch.
 """
 
 from __future__ import annotations
@@ -128,10 +127,9 @@ def _dynamic_batching(config: dict[str, list[Any]], max_batch: int) -> str:
     fields = [f"max_queue_delay_microseconds: {delay_us}"]
     if preferred:
         fields.append(f"preferred_batch_size: [ {', '.join(map(str, preferred))} ]")
-    # a request's own timeout (the client's deadline) is honoured: it is rejected once expired
-    fields.append(
-        "default_queue_policy { timeout_action: REJECT default_timeout_microseconds: 0 allow_timeout_override: true }"
-    )
+    # No default_queue_policy allowing per-request timeouts: with one, Triton 2.51's dynamic
+    # batcher ran these models 2-3x slower (benchmarks/triton_batching.py). Deadlines are
+    # enforced by the client's gRPC deadline instead.
     return "dynamic_batching { " + " ".join(fields) + " }"
 
 

@@ -29,7 +29,7 @@ def test_variant_keeps_the_models_metadata(repo, tmp_path):
         assert (target / name / "1" / "model.py").read_text().startswith('"""Triton python-backend model')
 
 
-def test_variant_config_has_batching_warmup_cpu_instances_and_deadlines(repo):
+def test_variant_config_has_batching_warmup_and_cpu_instances(repo):
     source = parse_pbtxt((repo / "split4" / "config.pbtxt").read_text())
     config = parse_pbtxt(render_python_config(source, CpuVariantOptions(intra_op_threads=2, instance_count=3)))
     assert one(config, "backend") == "python" and "platform" not in config
@@ -40,8 +40,6 @@ def test_variant_config_has_batching_warmup_cpu_instances_and_deadlines(repo):
     assert (one(group, "kind"), one(group, "count")) == ("KIND_CPU", 3)
     batching = one(config, "dynamic_batching")
     assert one(batching, "max_queue_delay_microseconds") == 2000  # the source's own delay
-    policy = one(batching, "default_queue_policy")
-    assert (one(policy, "timeout_action"), one(policy, "allow_timeout_override")) == ("REJECT", "true")
     warmup = one(config, "model_warmup")
     assert one(warmup, "batch_size") == 4
     assert one(one(warmup, "inputs"), "value")["dims"] == [2, 4096]
