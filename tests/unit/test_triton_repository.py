@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from server.triton.process import TritonConfig, TritonProcess, free_ports
-from server.triton.repository import MARKER, CpuVariantOptions, generate, render_python_config
+from server.triton.repository import MARKER, CpuVariantOptions, GpuVariantOptions, generate, main, render_python_config
 from stemserve.errors import InvalidOptionError, ModelConfigError
 from stemserve.model_config import load_model, parse_pbtxt
 from tests.model_fixtures import write_mask_model
@@ -64,7 +64,7 @@ def test_regenerating_replaces_the_previous_variant_only(repo, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("not generated")
-    with pytest.raises(ModelConfigError, match="must be empty or a generated CPU variant"):
+    with pytest.raises(ModelConfigError, match="must be empty or a generated variant"):
         generate(repo, foreign)
     assert (foreign / "keep.txt").read_text() == "not generated"
 
@@ -93,3 +93,40 @@ def test_process_config_validates_ports_and_picks_free_ones(tmp_path):
     assert process.grpc_url == f"127.0.0.1:{ports[0]}"  # 0.0.0.0 binds every interface; clients use loopback
     assert len(set(free_ports(5))) == 5
     assert process.stop() is None  # never started: nothing to stop
+
+
+def test_gpu_variant_runs_the_onnx_on_gpus_with_the_tensorrt_accelerator(repo, tmp_path):
+    options = GpuVariantOptions(gpus=(0, 1), instances_per_gpu=2, models=("split4",))
+    assert generate(repo, tmp_path / "gpu", options) == ["split4"]
+    config = parse_pbtxt((tmp_path / "gpu" / "split4" / "config.pbtxt").read_text())
+    assert one(config, "platform") == "onnxruntime_onnx" and "backend" not in config
+    group = one(config, "instance_group")
+    assert (one(group, "kind"), one(group, "count"), group["gpus"]) == ("KIND_GPU", 2, [0, 1])
+    accelerator = one(one(one(config, "optimization"), "execution_accelerators"), "gpu_execution_accelerator")
+    settings = {one(p, "key"): one(p, "value") for p in accelerator["parameters"]}
+    assert one(accelerator, "name") == "tensorrt"
+    assert settings["precision_mode"] == "FP16" and settings["trt_engine_cache_enable"] == "true"
+    assert one(one(config, "dynamic_batching"), "max_queue_delay_microseconds") == 2000
+    spec, source = load_model(tmp_path / "gpu", "split4").spec, load_model(repo, "split4").spec
+    assert dataclasses.replace(spec, platform=source.platform) == source
+    model_file = tmp_path / "gpu" / "split4" / "1" / "model.onnx"
+    assert not model_file.is_symlink()  # mounted into a container: a real file
+    assert model_file.read_bytes() == (repo / "split4" / "1" / "model.onnx").read_bytes()
+
+
+def test_gpu_variant_serves_a_tensorrt_engine_as_a_plan(repo, tmp_path):
+    version = repo / "split5" / "1"
+    (version / "model.plan").write_bytes(b"engine bytes")
+    (version / "model.onnx").unlink()
+    generate(repo, tmp_path / "gpu", GpuVariantOptions(models=("split5",)))
+    config = parse_pbtxt((tmp_path / "gpu" / "split5" / "config.pbtxt").read_text())
+    assert one(config, "platform") == "tensorrt_plan"
+    assert "optimization" not in config
+    assert (tmp_path / "gpu" / "split5" / "1" / "model.plan").read_bytes() == b"engine bytes"
+
+
+def test_variant_command_writes_the_gpu_variant(repo, tmp_path):
+    assert main(["gpu", str(repo), str(tmp_path / "gpu"), "--gpus", "0,1", "--no-tensorrt", "--models", "half5"]) == 0
+    config = parse_pbtxt((tmp_path / "gpu" / "half5" / "config.pbtxt").read_text())
+    assert one(one(config, "instance_group"), "gpus") == 1 and "optimization" not in config
+    assert main(["gpu", str(repo), str(tmp_path / "gpu"), "--models", "nope"]) == 2
