@@ -87,7 +87,8 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
         executor=executor,
         default_model=default_model,
     )
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)])
+    # no SO_REUSEPORT: a second server on a port in use must fail, not share it silently
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)], options=[("grpc.so_reuseport", 0)])
     separation_pb2_grpc.add_SeparationServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -95,16 +96,19 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"{settings.host}:{settings.port}"
+    credentials = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         try:
             pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
         except OSError as exc:
             raise InvalidOptionError(f"tls_key and tls_cert must be readable PEM files ({exc})") from exc
         credentials = grpc.ssl_server_credentials([pair])
-        port = server.add_secure_port(address, credentials)
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if port == 0:
+        executor.shutdown(wait=False)
         raise InvalidOptionError(f"expected to bind {address}, got no port (in use or not an address)")
     return StemServer(server, health_servicer, pool, executor, metrics), port
 

@@ -22,8 +22,10 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from client import RemoteError
 from preprocess.chunk import WindowPlan
+from server.app import create_server
 from server.metrics import start_metrics_server
 from stemserve.cli import main
+from stemserve.errors import InvalidOptionError
 from stemserve.options import SeparationOptions
 from tests.integration import test_service_support as support
 from tests.integration.test_service_support import (
@@ -31,6 +33,7 @@ from tests.integration.test_service_support import (
     Gate,
     client_for,
     sample,
+    settings_for,
     wait_until,
     wav_bytes,
     write_keys,
@@ -211,3 +214,14 @@ def test_cli_server_mode_takes_its_key_and_ca_from_the_environment(tmp_path, sta
     summary = json.loads(capsys.readouterr().out)
     assert sorted(summary["stems"]) == ["instrumental", "vocals"]
     assert (tmp_path / "out" / "vocals.wav").is_file()
+
+
+def test_a_port_in_use_is_a_clear_error_not_a_shared_port(tmp_path, start_server, repo):
+    server = start_server()
+    settings = settings_for(tmp_path, repo, port=server.port, models="split5", cache_dir=tmp_path / "other")
+
+    async def bind_again():
+        return create_server(settings)
+
+    with pytest.raises(InvalidOptionError, match=f"expected to bind 127.0.0.1:{server.port}, got no port"):
+        server.run(bind_again())
