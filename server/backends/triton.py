@@ -6,9 +6,10 @@ one event loop shared by every song: Triton's dynamic batcher then batches windo
 songs and clients. The total of requests in flight is bounded.
 
 Each call has a deadline (``request_timeout_s``, or the song's remaining time set with
-``deadline``); it travels to Triton as the request timeout. UNAVAILABLE is retried with
-exponential backoff inside the deadline; a call returns every window's stems or raises,
-never a partial result.
+``deadline``); every request carries the time left as its gRPC deadline and as Triton's
+request ``timeout`` (which Triton applies where the model's queue policy allows it).
+UNAVAILABLE is retried with exponential backoff inside the deadline; a call returns every
+window's stems or raises, never a partial result.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
-from stemserve.errors import BackendUnavailableError, DeadlineExceededError, InvalidOptionError, ModelConfigError
+from stemserve.errors import (
+    BackendUnavailableError,
+    DeadlineExceededError,
+    InvalidOptionError,
+    ModelConfigError,
+    StemserveError,
+)
 from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, ModelSpec, spec_from_config
 
 log = logging.getLogger(__name__)
@@ -117,7 +124,7 @@ class TritonBackend:
         """Triton is up and this model is ready (for health checks)."""
         try:
             return self._call(self._is_ready(timeout_s), timeout_s=timeout_s + 1.0)
-        except (BackendUnavailableError, InferenceServerException, TimeoutError):
+        except (StemserveError, InferenceServerException):
             return False
 
     @contextlib.contextmanager

@@ -4,13 +4,16 @@ flight together are batched across songs by Triton's dynamic batcher."""
 
 from __future__ import annotations
 
+import re
 import threading
+import urllib.request
 
 import numpy as np
 import pytest
 
 from server.backends.local import LocalBackend
 from server.backends.triton import TritonBackend, TritonClientConfig
+from stemserve.errors import DeadlineExceededError
 from stemserve.model_config import load_model
 from stemserve.options import SeparationOptions
 from stemserve.pipeline import separate
@@ -99,3 +102,23 @@ def test_metrics_port_serves_prometheus_text(triton, backends):
     assert counters["nv_inference_request_success"] >= 1
     assert counters["nv_inference_exec_count"] >= 1
     assert counters["nv_inference_queue_duration_us"] >= 0
+
+
+def test_dashboard_triton_metrics_exist_on_a_real_triton(triton, backends):
+    """deploy/grafana charts Triton metrics by name: each one (GPU ones aside) is served here."""
+    from tests.unit.test_triton_deploy import dashboard_metrics
+
+    backends("split5").warm_up()
+    text = urllib.request.urlopen(triton.metrics_url, timeout=5).read().decode()
+    served = set(re.findall(r"^(nv_[a-z_]+)", text, re.MULTILINE))
+    used = {name for name in dashboard_metrics("nv_") if not name.startswith("nv_gpu_")}
+    assert used and used <= served, f"not served by Triton: {sorted(used - served)}"
+
+
+def test_a_song_deadline_bounds_every_call(triton, backends):
+    backend = backends("split5")
+    windows = np.zeros((4, 2, 4096), np.float32)
+    with backend.deadline(0.0), pytest.raises(DeadlineExceededError, match="deadline passed"):
+        backend.infer(windows)
+    with backend.deadline(30.0):
+        assert backend.infer(windows).shape == (4, 5, 2, 4096)  # the deadline ends with the block
