@@ -2,7 +2,7 @@
 # Set up stemserve with every extra in .venv and run the default test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=$(cat ./*/apt-packages.txt 2>/dev/null | grep -v '^#' | sort -u | tr '\n' ' ')
+packages=$(cat ./*/apt-packages.txt ./*/*/apt-packages.txt 2>/dev/null | grep -v '^#' | sort -u | tr '\n' ' ')
 if [ -n "$packages" ] && command -v apt-get >/dev/null; then
     missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
     if [ -n "$missing" ]; then
@@ -11,6 +11,9 @@ if [ -n "$packages" ] && command -v apt-get >/dev/null; then
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,server,train,export]"
-if [ -f export/requirements-install.sh ]; then bash export/requirements-install.sh .venv/bin/python; fi
+.venv/bin/python -m pip install --quiet -e ".[dev,server,train,export,triton]"
+# installs pip cannot express (packages taken without their dependency pins), one script per part
+for script in export/requirements-install.sh server/triton/requirements-install.sh; do
+    bash "$script" .venv/bin/python
+done
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
