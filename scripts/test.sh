@@ -2,7 +2,12 @@
 # Set up stemserve with every extra in .venv and run the default test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=$(cat ./*/apt-packages.txt ./*/*/apt-packages.txt 2>/dev/null | grep -v '^#' | sort -u | tr '\n' ' ')
+shopt -s nullglob
+lists=(./*/apt-packages.txt ./*/*/apt-packages.txt)
+packages=""
+if [ ${#lists[@]} -gt 0 ]; then
+    packages=$(cat "${lists[@]}" | sed -e '/^#/d' -e '/^\s*$/d' | sort -u | tr '\n' ' ')
+fi
 if [ -n "$packages" ] && command -v apt-get >/dev/null; then
     missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
     if [ -n "$missing" ]; then
