@@ -156,6 +156,7 @@ def summarize(label: str, max_batch: object, walls: list[float], latencies: list
         "max_batch_size": max_batch,
         "median_round_s": round(wall, 3),
         "rounds_s": " ".join(f"{w:.2f}" for w in walls),
+        "songs_per_min": round(60 * len(latencies) / sum(walls), 2),
         "p50_song_s": round(statistics.median(ordered), 3),
         "p95_song_s": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 3),
         "windows": int(delta["nv_inference_count"]),
