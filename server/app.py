@@ -76,9 +76,11 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
     keys = ApiKeys.load(settings.api_keys_file) if settings.api_keys_file else ApiKeys.disabled()
     executor = ThreadPoolExecutor(max_workers=settings.max_songs_in_flight + 1, thread_name_prefix="separate")
     default_model = DEFAULT_MODEL if DEFAULT_MODEL in pool.names else pool.names[0]
+    cache = ResultCache(settings.cache_dir, settings.cache_max_bytes)
+    metrics.cache_size.set(cache.size_bytes)
     service = SeparationService(
         pool=pool,
-        cache=ResultCache(settings.cache_dir, settings.cache_max_bytes),
+        cache=cache,
         limits=ConcurrencyLimits(max_in_flight=settings.max_songs_in_flight,
                                  max_per_key=settings.max_songs_per_key),
         keys=keys,

@@ -225,3 +225,18 @@ def test_a_port_in_use_is_a_clear_error_not_a_shared_port(tmp_path, start_server
 
     with pytest.raises(InvalidOptionError, match=f"expected to bind 127.0.0.1:{server.port}, got no port"):
         server.run(bind_again())
+
+
+def test_a_restarted_server_reports_and_serves_the_cache_it_finds(tmp_path, start_server):
+    first = start_server()
+    audio = wav_bytes(0.5, seed=4)
+    with client_for(first) as client:
+        original = client.separate(audio, tmp_path / "a", SPLIT4)
+    first.stop()
+    second = start_server()  # same cache folder
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert on_disk > 0 and sample(second, "stemserve_cache_size_bytes") == on_disk
+    with client_for(second) as client:
+        again = client.separate(audio, tmp_path / "b", SPLIT4)
+    assert again.cache_hit and not original.cache_hit
+    assert again.stems["bass"].read_bytes() == original.stems["bass"].read_bytes()
