@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import statistics
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         "median_grpc_s": median_grpc,
         "median_added_s": round(median_grpc - median_local, 3),
         "overhead": round(overhead, 4),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),  # other work on the machine skews both paths
         "target_overhead": TARGET_OVERHEAD,
         "target_grpc_s": TARGET_GRPC_S,
         "target_met": overhead <= TARGET_OVERHEAD and median_grpc <= TARGET_GRPC_S,
