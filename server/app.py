@@ -97,6 +97,16 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    try:
+        port = _bind(server, settings)
+    except InvalidOptionError:
+        executor.shutdown(wait=False)
+        raise
+    return StemServer(server, health_servicer, pool, executor, metrics), port
+
+
+def _bind(server: grpc.aio.Server, settings: Settings) -> int:
+    """Listen on ``settings.host:settings.port``, with TLS when a certificate is set."""
     address = f"{settings.host}:{settings.port}"
     credentials = None
     if settings.tls_cert is not None and settings.tls_key is not None:
@@ -110,9 +120,8 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
     except RuntimeError:
         port = 0
     if port == 0:
-        executor.shutdown(wait=False)
         raise InvalidOptionError(f"expected to bind {address}, got no port (in use or not an address)")
-    return StemServer(server, health_servicer, pool, executor, metrics), port
+    return port
 
 
 async def serve(settings: Settings) -> None:

@@ -13,6 +13,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from stemserve.errors import InvalidOptionError
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "stemserve"
@@ -81,7 +83,10 @@ class ServiceMetrics:
 def start_metrics_server(port: int, registry: CollectorRegistry, host: str = "0.0.0.0") -> tuple[WSGIServer, int]:
     """Serve ``registry`` over HTTP on ``port`` (0: a free one) in a daemon thread;
     returns the server (``shutdown()`` stops it) and its port."""
-    httpd, _thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        httpd, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise InvalidOptionError(f"expected to serve metrics on {host}:{port}, got {exc}") from exc
     bound = int(httpd.server_port)
     log.info("metrics on http://%s:%d/metrics", host, bound)
     return httpd, bound

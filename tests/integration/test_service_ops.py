@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from client import RemoteError
 from preprocess.chunk import WindowPlan
 from server.app import create_server
-from server.metrics import start_metrics_server
+from server.metrics import ServiceMetrics, start_metrics_server
 from stemserve.cli import main
 from stemserve.errors import InvalidOptionError
 from stemserve.options import SeparationOptions
@@ -240,3 +240,12 @@ def test_a_restarted_server_reports_and_serves_the_cache_it_finds(tmp_path, star
         again = client.separate(audio, tmp_path / "b", SPLIT4)
     assert again.cache_hit and not original.cache_hit
     assert again.stems["bass"].read_bytes() == original.stems["bass"].read_bytes()
+
+
+def test_a_metrics_port_in_use_is_a_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InvalidOptionError, match=f"expected to serve metrics on 127.0.0.1:{port}, got"):
+            start_metrics_server(port, ServiceMetrics().registry, host="127.0.0.1")
