@@ -33,6 +33,7 @@ from server.triton.repository import CpuVariantOptions, generate
 from stemserve.errors import BackendUnavailableError, InvalidOptionError
 
 log = logging.getLogger(__name__)
+SHM_DIR = "/dev/shm"  # where POSIX shared memory regions live on Linux
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +50,7 @@ class TritonConfig:
     exit_timeout_s: int = 10  # what requests in flight get to finish on stop
     log_to_file: bool = True  # build_dir/tritonserver.log; False: this process's stderr
     log_verbose: int = 0
-    python_shm_bytes: int = 64 * 1024**2  # python-backend shared memory per instance, and each growth step
+    python_shm_bytes: int = 16 * 1024**2  # python-backend shared memory per instance, and each growth step
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port", "metrics_port"):
@@ -93,6 +94,7 @@ class TritonProcess:
         self.config = replace(config, **picked)  # type: ignore[arg-type]
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._starts = 0
 
     @property
     def _client_host(self) -> str:
@@ -128,11 +130,16 @@ class TritonProcess:
             "--exit-on-error=true",
             f"--exit-timeout-secs={c.exit_timeout_s}",
             f"--log-verbose={c.log_verbose}",
-            # a region name of its own: several Triton servers may run on one machine
-            f"--backend-config=python,shm-region-prefix-name=stemserve_{os.getpid()}_{id(self):x}_",
+            # regions of its own: several Triton servers may run on one machine
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             f"--backend-config=python,shm-default-byte-size={c.python_shm_bytes}",
             f"--backend-config=python,shm-growth-byte-size={c.python_shm_bytes}",
         ]
+
+    @property
+    def shm_prefix(self) -> str:
+        """Names of this start's python-backend shared memory regions begin with it."""
+        return f"stemserve_{os.getpid()}_{id(self):x}_{self._starts}_"
 
     def start(self, *, wait: bool = True) -> Self:
         """Generate the CPU variant and start Triton; with ``wait``, return once it is ready."""
@@ -143,6 +150,7 @@ class TritonProcess:
         python_env = check_python_env(c.python_env)
         generate(c.model_repository, c.cpu_repository, c.variant)
         backends = prepare_backends(bundle, c.build_dir)
+        self._starts += 1
         output: IO[bytes] | None = None
         if c.log_to_file:
             self._log = output = open(c.log_file, "ab")  # noqa: SIM115 - open while Triton runs, closed on stop
@@ -214,13 +222,15 @@ class TritonProcess:
             self._kill_group(self._process)
             self._close_log()
 
-    @staticmethod
-    def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    def _kill_group(self, process: subprocess.Popen[bytes]) -> None:
         try:
             os.killpg(process.pid, signal.SIGKILL)  # the group of the process this object started
         except ProcessLookupError:
             pass
         process.wait()
+        # a killed server leaves its python-backend shared memory behind: remove this start's
+        for region in Path(SHM_DIR).glob(f"{self.shm_prefix}*"):
+            region.unlink(missing_ok=True)
 
     def _close_log(self) -> None:
         if self._log is not None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from server.backends.local import LocalBackend
 from server.backends.triton import TritonBackend, TritonClientConfig
-from server.triton.process import TritonProcess, free_ports
+from server.triton.process import SHM_DIR, TritonProcess, free_ports
 from stemserve.errors import BackendUnavailableError
 from stemserve.model_config import load_model
 from stemserve.options import SeparationOptions
@@ -67,6 +68,7 @@ def test_triton_killed_mid_song_is_unavailable_and_leaves_no_stems(tmp_path, tri
         assert time.monotonic() - started < 1.5 + 2.0  # gave up inside the deadline, not much later
         assert not backend.ready()
     assert not out.exists() or list(out.iterdir()) == []  # no stem, finished or partial
+    assert list(Path(SHM_DIR).glob(f"{triton.shm_prefix}*")) == []  # the killed server's shared memory is freed
 
 
 def test_triton_back_within_the_deadline_completes_the_song(tmp_path, triton):
