@@ -144,6 +144,7 @@ def run_export(config: ExportConfig) -> ExportResult:
             batch=config.parity_batch,
             tolerance=config.tolerance,
             threads=config.threads,
+            name=config.name,
         )
         if not parity.passed:
             raise ExportError(parity.line(config.name))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ def check_parity(
     batch: int = 2,
     tolerance: float = PARITY_TOLERANCE,
     threads: int = 0,
+    name: str = "model",
 ) -> ParityReport:
     """Max abs difference between the ONNX file and ``reference`` on full windows."""
     mix = parity_signal(batch, segment_samples)
@@ -127,7 +129,7 @@ def check_parity(
         segment_samples=segment_samples,
         tolerance=tolerance,
     )
-    logger.info(report.line(path.parent.parent.name))
+    logger.info(report.line(name))
     return report
 
 
@@ -139,21 +141,64 @@ def sdr_db(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     return 10 * np.log10((signal + SDR_FLOOR_DB) / (noise + SDR_FLOOR_DB)).mean(axis=0)
 
 
-# Node-name scopes of the neural networks inside the graphs (the exporter names nodes after
-# module paths): HT-Demucs layers live under ``net``, Open-Unmix targets under ``targets.N``.
-HALF_SCOPES = ("/net/", "/targets.")
+# Node names follow module paths ("/encoder.0/conv/Conv", "/targets.1/lstm/LSTM"). The
+# spectral front / back ends and the graphs' own top-level arithmetic (normalisation, the
+# Wiener filter) keep fp32: sums of squares over 4096-point frames overflow fp16.
+_FP32_SCOPE = re.compile(r"(/graphs\.\d+)?(/i?stft(/.*)?)?")
 
 
-def convert_fp16(source: Path, target: Path, half_scopes: tuple[str, ...] = HALF_SCOPES) -> Path:
+def keeps_fp32(node_name: str) -> bool:
+    """True for nodes outside the networks' layers."""
+    scope = node_name.rsplit("/", 1)[0] if node_name.startswith("/") else ""
+    return _FP32_SCOPE.fullmatch(scope) is not None
+
+
+def convert_fp16(source: Path, target: Path) -> Path:
     """fp16 for the networks' layers; STFT, ISTFT, normalisation and the Wiener filter stay
-    fp32 (their sums of squares overflow fp16), as do ``mix`` and ``stems`` (the contract)."""
+    fp32, as do ``mix`` and ``stems`` (the contract)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(source))
-    keep = [n.name for n in model.graph.node if not any(s in n.name for s in half_scopes)]
-    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True, node_block_list=keep)
+    keep = [n.name for n in model.graph.node if keeps_fp32(n.name)]
+    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False, node_block_list=keep)
+    drop_fp16_round_trips(half)
     onnx.save(half, str(target))
     return target
+
+
+def _cast_to(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "to"), -1)
+
+
+def drop_fp16_round_trips(model: onnx.ModelProto) -> int:
+    """Remove the fp32 -> fp16 -> fp32 cast pairs the converter puts between two fp32 nodes.
+
+    ``convert_float_to_float16`` stores every intermediate tensor as fp16 and casts around
+    the blocked (fp32) nodes, so a value passed between two fp32 nodes still goes through
+    fp16 and overflows there. Returns the number of round trips removed.
+    """
+    graph = model.graph
+    producers = {output: node for node in graph.node for output in node.output}
+    rename: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT:
+            continue
+        source = producers.get(node.input[0])
+        if source is not None and source.op_type == "Cast" and _cast_to(source) == onnx.TensorProto.FLOAT16:
+            rename[node.output[0]] = source.input[0]
+    graph_outputs = {output.name for output in graph.output}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in rename:
+                node.input[index] = rename[name]
+    while True:  # drop casts nothing reads any more
+        used = {name for node in graph.node for name in node.input} | graph_outputs
+        dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    return len(rename)
 
 
 def compare_fp16(fp32_path: Path, fp16_path: Path, segment_samples: int) -> np.ndarray:

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from export.attention import BlockedAttention, swap_attention
+from tests.unit import export_fixtures
 
-pytest_plugins = ["tests.unit.export_fixtures"]
+one_thread = export_fixtures.one_thread
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -12,9 +12,14 @@ from export.checkpoints import DemucsCheckpoint, UmxCheckpoint, load_checkpoint
 from export.errors import ArchitectureMismatchError, CheckpointError, ChecksumMismatchError
 from export.synthetic import random_umx_targets, write_umx_folder
 from stemserve.errors import StemserveError
+from tests.unit import export_fixtures
 from tests.unit.export_fixtures import small_htdemucs, small_umx
 
-pytest_plugins = ["tests.unit.export_fixtures"]
+one_thread = export_fixtures.one_thread
+htdemucs_package = export_fixtures.htdemucs_package
+htdemucs_6s_package = export_fixtures.htdemucs_6s_package
+htdemucs_ft_bag = export_fixtures.htdemucs_ft_bag
+umxhq_folder = export_fixtures.umxhq_folder
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from export.__main__ import main
+from tests.unit import export_fixtures
 
-pytest_plugins = ["tests.unit.export_fixtures"]
+one_thread = export_fixtures.one_thread
+htdemucs_package = export_fixtures.htdemucs_package
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from export.demucs_graph import BagGraph, HTDemucsGraph
 from export.exporter import ExportConfig, run_export
 from export.onnx_export import check_parity, open_session, parity_signal
 from stemserve.model_config import file_sha256, load_model, parse_pbtxt
+from tests.unit import export_fixtures
 from tests.unit.export_fixtures import (
     SMALL_HTDEMUCS_SAMPLES,
     small_bag_architecture,
@@ -23,7 +25,10 @@ from tests.unit.export_fixtures import (
     write_small_bag,
 )
 
-pytest_plugins = ["tests.unit.export_fixtures"]
+one_thread = export_fixtures.one_thread
+htdemucs_package = export_fixtures.htdemucs_package
+htdemucs_6s_package = export_fixtures.htdemucs_6s_package
+htdemucs_ft_bag = export_fixtures.htdemucs_ft_bag
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -92,13 +97,20 @@ def test_parity_check_catches_a_wrong_graph(exported, htdemucs_package: Path) ->
     assert "FAILED" in report.line("htdemucs")
 
 
-def test_six_stem_export(htdemucs_6s_package: Path, tmp_path: Path) -> None:
-    result = run_export(
-        ExportConfig(architecture="htdemucs_6s", checkpoint=htdemucs_6s_package, repository=tmp_path, threads=1)
+def test_six_stem_export_in_fp16(htdemucs_6s_package: Path, tmp_path: Path) -> None:
+    config = ExportConfig(
+        architecture="htdemucs_6s", checkpoint=htdemucs_6s_package, repository=tmp_path, precision="fp16", threads=1
     )
-    assert result.parity.max_abs_error <= 1e-4
-    spec = load_model(tmp_path, "htdemucs_6s").spec
-    assert spec.stems == ("drums", "bass", "other", "vocals", "guitar", "piano")
+    result = run_export(config)
+    assert result.parity.max_abs_error <= 1e-4  # checked on the fp32 graph first
+    assert result.fp16_sdr_db is not None and len(result.fp16_sdr_db) == 6
+    assert 40.0 < min(result.fp16_sdr_db) < 120.0  # close to fp32, yet not fp32
+    entry = load_model(tmp_path, "htdemucs_6s")
+    assert entry.spec.stems == ("drums", "bass", "other", "vocals", "guitar", "piano")
+    model = onnx.load(str(entry.model_file()))
+    kinds = {init.data_type for init in model.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in kinds
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # contract
 
 
 def _check_bag_export(architecture, bag: Path, repository: Path) -> None:

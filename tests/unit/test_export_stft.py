@@ -7,8 +7,9 @@ import torch
 from torch.nn import functional as F
 
 from export.stft_conv import ConvISTFT, ConvSTFT
+from tests.unit import export_fixtures
 
-pytest_plugins = ["tests.unit.export_fixtures"]
+one_thread = export_fixtures.one_thread
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -15,9 +15,11 @@ from export.exporter import ExportConfig, build_graph, run_export
 from export.onnx_export import open_session, parity_signal
 from export.repository import model_spec, render_model_config, write_model_folder
 from stemserve.model_config import load_model, parse_pbtxt, spec_from_config
+from tests.unit import export_fixtures
 from tests.unit.export_fixtures import small_umx
 
-pytest_plugins = ["tests.unit.export_fixtures"]
+one_thread = export_fixtures.one_thread
+umxhq_folder = export_fixtures.umxhq_folder
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

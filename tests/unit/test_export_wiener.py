@@ -7,8 +7,9 @@ import torch
 
 from export.packages import openunmix_model
 from export.wiener_graph import wiener_excerpt, wiener_windows
+from tests.unit import export_fixtures
 
-pytest_plugins = ["tests.unit.export_fixtures"]
+one_thread = export_fixtures.one_thread
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 BATCH, FRAMES, BINS, CHANNELS, SOURCES = 2, 12, 33, 2, 4
