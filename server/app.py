@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = separation_pb2.DESCRIPTOR.services_by_name["Separation"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+READINESS_POLL_S = 2.0  # how often a remote backend's readiness is checked while serving
 
 
 class StemServer:
@@ -43,21 +44,41 @@ class StemServer:
                  executor: ThreadPoolExecutor, metrics: ServiceMetrics) -> None:
         self.grpc_server, self.health, self.pool = server, health_servicer, pool
         self.executor, self.metrics = executor, metrics
+        self._readiness: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Accept calls; health says NOT_SERVING until :meth:`warm_up` has run."""
-        for service in ("", SERVICE_NAME):
-            await self.health.set(service, NOT_SERVING)
+        await self._set_health(NOT_SERVING)
         await self.grpc_server.start()
 
     async def warm_up(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, self.pool.load_and_warm)
-        for service in ("", SERVICE_NAME):
-            await self.health.set(service, SERVING)
+        await self._set_health(SERVING)
         log.info("serving models %s", self.pool.names)
+        if self.pool.checks_readiness:
+            self._readiness = asyncio.create_task(self._follow_readiness())
+
+    async def _follow_readiness(self) -> None:
+        """Health follows a remote backend's readiness (Triton restarting, unreachable...)."""
+        loop = asyncio.get_running_loop()
+        serving = True
+        while True:
+            await asyncio.sleep(READINESS_POLL_S)
+            ready = await loop.run_in_executor(self.executor, self.pool.backends_ready)
+            if ready != serving:
+                serving = ready
+                log.warning("backend %s: health turns %s", "ready" if ready else "not ready",
+                            "SERVING" if ready else "NOT_SERVING")
+                await self._set_health(SERVING if ready else NOT_SERVING)
+
+    async def _set_health(self, status: int) -> None:
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, status)
 
     async def stop(self, grace_s: float | None) -> None:
         """Refuse new calls, give those in flight ``grace_s`` seconds, then cancel them."""
+        if self._readiness is not None:
+            self._readiness.cancel()
         await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(grace_s)
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -71,8 +92,7 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
     """A server bound to ``settings.host:settings.port`` (0: a free port), not started."""
     metrics = ServiceMetrics() if metrics is None else metrics
     if pool is None:
-        pool = ModelPool.from_repository(settings.model_repository, settings.model_names, metrics,
-                                         intra_op_threads=settings.intra_op_threads)
+        pool = ModelPool.from_settings(settings, metrics)
     keys = ApiKeys.load(settings.api_keys_file) if settings.api_keys_file else ApiKeys.disabled()
     executor = ThreadPoolExecutor(max_workers=settings.max_songs_in_flight + 1, thread_name_prefix="separate")
     default_model = DEFAULT_MODEL if DEFAULT_MODEL in pool.names else pool.names[0]

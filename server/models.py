@@ -1,8 +1,10 @@
-"""The models a server serves: loaded once, warmed up, kept in memory between requests.
+"""The models a server serves: loaded once, warmed up, kept in memory between requests,
+in process (ONNX Runtime) or on a Triton server.
 
 Each backend is wrapped so that every ``infer`` call is timed into the per-window
 inference histogram. Until :meth:`ModelPool.load_and_warm` has finished, ``get`` answers
-BackendUnavailableError (UNAVAILABLE) and health says NOT_SERVING.
+BackendUnavailableError (UNAVAILABLE) and health says NOT_SERVING; a remote backend's
+readiness is checked again while serving (:meth:`ModelPool.backends_ready`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from server.backends.base import Backend
 from server.metrics import ServiceMetrics
 from stemserve.errors import BackendUnavailableError, ModelNotFoundError
 from stemserve.model_config import ModelSpec, list_model_names, load_model
+from stemserve.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,20 @@ class TimedBackend:
         if warm_up is not None:
             warm_up()
 
+    @property
+    def checks_readiness(self) -> bool:
+        """True for a remote backend that can become unready after warm-up (Triton)."""
+        return hasattr(self._backend, "ready")
+
+    def ready(self) -> bool:
+        check = getattr(self._backend, "ready", None)
+        return True if check is None else bool(check())
+
+    def deadline(self, seconds: float | None) -> AbstractContextManager[None]:
+        """Calls in the block finish within ``seconds`` (backends that take deadlines)."""
+        limit = getattr(self._backend, "deadline", None)
+        return nullcontext() if limit is None or seconds is None else limit(seconds)
+
 
 def local_backends(repository: Path, intra_op_threads: int = 0) -> BackendFactory:
     """Load models from a repository into in-process ONNX Runtime sessions."""
@@ -53,6 +71,16 @@ def local_backends(repository: Path, intra_op_threads: int = 0) -> BackendFactor
 
     def make(name: str) -> Backend:
         return LocalBackend(load_model(repository, name), intra_op_threads=intra_op_threads)
+
+    return make
+
+
+def triton_backends(url: str) -> BackendFactory:
+    """Run models on a Triton server (the triton extra); metadata comes from Triton."""
+    from server.backends.triton import TritonBackend, TritonClientConfig
+
+    def make(name: str) -> Backend:
+        return TritonBackend(name, TritonClientConfig(url=url))
 
     return make
 
@@ -78,9 +106,30 @@ class ModelPool:
             raise ModelNotFoundError(f"models to serve must be among {available}, got unknown {unknown}")
         return cls(names or available, local_backends(repository, intra_op_threads), metrics)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: ServiceMetrics) -> ModelPool:
+        """The local repository's models on ONNX Runtime, or on ``settings.triton_url``."""
+        if not settings.triton_url:
+            return cls.from_repository(settings.model_repository, settings.model_names, metrics,
+                                       intra_op_threads=settings.intra_op_threads)
+        names = settings.model_names or list_model_names(settings.model_repository)
+        if not names:
+            raise ModelNotFoundError(
+                f"with a Triton server, expected model names (models) or models in {settings.model_repository}"
+            )
+        return cls(names, triton_backends(settings.triton_url), metrics)
+
     @property
     def ready(self) -> bool:
         return len(self._backends) == len(self.names)
+
+    @property
+    def checks_readiness(self) -> bool:
+        return any(backend.checks_readiness for backend in self._backends.values())
+
+    def backends_ready(self) -> bool:
+        """Blocking: whether every loaded backend answers that it is ready."""
+        return self.ready and all(backend.ready() for backend in self._backends.values())
 
     def load_and_warm(self) -> None:
         """Blocking: load every model and run one window through it."""

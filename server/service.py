@@ -228,8 +228,9 @@ class _Job:
         self.result: SeparationResult | None = None
 
     def run(self) -> None:
-        self.result = separate(self.upload, self.out_dir, self.backend, self.options, limits=self.limits,
-                               progress=self.progress)
+        with self.backend.deadline(self.budget_s):  # a remote backend's requests carry the call's deadline
+            self.result = separate(self.upload, self.out_dir, self.backend, self.options, limits=self.limits,
+                                   progress=self.progress)
 
     def progress(self, done: int, total: int) -> None:
         if self.stop.is_set():

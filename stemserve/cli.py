@@ -48,6 +48,7 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache-max-bytes", type=int, help="result cache size bound (0: no cache)")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain: turns TLS on (with --tls-key)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key")
+    serve.add_argument("--triton", dest="triton_url", metavar="HOST:PORT", help="run the models on this Triton server")
 
     triton = commands.add_parser("triton", help="serve the repository's CPU variant on Triton (needs the triton extra)")
     triton.add_argument("--model-repository", type=Path, default=argparse.SUPPRESS, help="source repository")
@@ -70,6 +71,7 @@ SERVE_SETTINGS = (
     "cache_max_bytes",
     "tls_cert",
     "tls_key",
+    "triton_url",
 )
 
 

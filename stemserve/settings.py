@@ -33,6 +33,7 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     shutdown_grace_s: float = 30.0  # time requests in flight get to finish on shutdown
+    triton_url: str = ""  # HOST:PORT of a Triton server to run the models on; empty: ONNX Runtime here
     # gRPC client (stemserve separate --server)
     api_key: str = ""
     server_ca: Path | None = None  # PEM certificates to verify the server by: turns TLS on

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -24,6 +25,7 @@ from client import RemoteError
 from preprocess.chunk import WindowPlan
 from server.app import create_server
 from server.metrics import ServiceMetrics, start_metrics_server
+from server.models import ModelPool, local_backends
 from stemserve.cli import main
 from stemserve.errors import InvalidOptionError
 from stemserve.options import SeparationOptions
@@ -249,3 +251,63 @@ def test_a_metrics_port_in_use_is_a_clear_error():
         port = taken.getsockname()[1]
         with pytest.raises(InvalidOptionError, match=f"expected to serve metrics on 127.0.0.1:{port}, got"):
             start_metrics_server(port, ServiceMetrics().registry, host="127.0.0.1")
+
+
+class RemoteLikeBackend:
+    """An in-process backend that behaves like a remote one: it can turn unready, and it
+    records the deadlines it is given."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+        self.name, self.device, self.spec = "remote-like", backend.device, backend.spec
+        self.max_batch_size = backend.max_batch_size
+        self.is_ready = True
+        self.deadlines: list[float] = []
+
+    def infer(self, windows):
+        return self._backend.infer(windows)
+
+    def warm_up(self) -> None:
+        self._backend.warm_up()
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    @contextmanager
+    def deadline(self, seconds: float):
+        self.deadlines.append(seconds)
+        yield
+
+
+@pytest.fixture
+def remote_like(repo, start_server, monkeypatch):
+    monkeypatch.setattr("server.app.READINESS_POLL_S", 0.05)
+    made: list[RemoteLikeBackend] = []
+    make = local_backends(repo, intra_op_threads=1)
+
+    def factory(name: str) -> RemoteLikeBackend:
+        made.append(RemoteLikeBackend(make(name)))
+        return made[-1]
+
+    metrics = ServiceMetrics()
+    server = start_server(pool=ModelPool(["split5"], factory, metrics), metrics=metrics)
+    return server, made[0]
+
+
+def test_health_follows_a_remote_backends_readiness(remote_like):
+    server, backend = remote_like
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    assert health_of(server.port, SERVICE) == serving
+    backend.is_ready = False
+    wait_until(lambda: health_of(server.port, SERVICE) == not_serving and health_of(server.port) == not_serving)
+    backend.is_ready = True
+    wait_until(lambda: health_of(server.port, SERVICE) == serving)
+
+
+def test_the_calls_deadline_reaches_the_backend(tmp_path, remote_like):
+    server, backend = remote_like
+    with client_for(server) as client:
+        client.separate(wav_bytes(0.3), tmp_path / "a", SPLIT4, timeout_s=20)
+        client.separate(wav_bytes(0.3, seed=9), tmp_path / "b", SPLIT4)  # no deadline: none passed on
+    assert len(backend.deadlines) == 1 and 15 < backend.deadlines[0] <= 20
+    assert sample(server, "stemserve_window_inference_duration_seconds_count", backend="remote-like") > 0

@@ -92,14 +92,17 @@ def sample(server: BackgroundServer, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def start_server(tmp_path, repo):
-    """``start_server(**settings) -> BackgroundServer``; ``gate=Gate()`` holds songs mid-way."""
+    """``start_server(**settings) -> BackgroundServer``; ``gate=Gate()`` holds songs mid-way,
+    ``pool=`` (with its ``metrics=``) serves other backends."""
     running: list[BackgroundServer] = []
 
     def start(*, gate: Gate | None = None, warm: bool = True, models: tuple[str, ...] = ("split5", "split4"),
+              pool: ModelPool | None = None, metrics: ServiceMetrics | None = None,
               **overrides: object) -> BackgroundServer:
         settings = settings_for(tmp_path, repo, models=",".join(models), **overrides)
-        metrics = ServiceMetrics()
-        pool = gate.pool(repo, list(models), metrics) if gate else None
+        metrics = ServiceMetrics() if metrics is None else metrics
+        if gate is not None:
+            pool = gate.pool(repo, list(models), metrics)
         server = BackgroundServer(settings, pool=pool, metrics=metrics, warm=warm).start()
         running.append(server)
         return server

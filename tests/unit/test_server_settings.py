@@ -40,3 +40,21 @@ def test_serve_flags_map_onto_settings():
                                     "--max-songs-in-flight", "8", "--models", "m1", "--cache-max-bytes", "10"])
     assert (args.port, args.metrics_port, args.api_keys_file, args.max_songs_in_flight) == (0, 9000, Path("k.txt"), 8)
     assert (args.models, args.cache_max_bytes, args.tls_cert) == ("m1", 10, None)
+
+
+def test_triton_flag_selects_triton_backends_without_connecting(tmp_path):
+    from server.metrics import ServiceMetrics
+    from server.models import ModelPool
+    from stemserve.errors import ModelNotFoundError
+
+    args = get_parser().parse_args(["serve", "--triton", "triton:8001", "--models", "a,b"])
+    settings = Settings.load({"triton_url": args.triton_url, "models": args.models,
+                              "model_repository": tmp_path / "empty"}, environ={})
+    pool = ModelPool.from_settings(settings, ServiceMetrics())
+    assert pool.names == ["a", "b"] and not pool.ready  # nothing contacted before warm-up
+    unnamed = Settings.load({"triton_url": "triton:8001", "model_repository": tmp_path / "empty"}, environ={})
+    with pytest.raises(ModelNotFoundError, match="with a Triton server, expected model names"):
+        ModelPool.from_settings(unnamed, ServiceMetrics())
+    local = Settings.load({"model_repository": tmp_path / "empty"}, environ={})
+    with pytest.raises(ModelNotFoundError, match="expected models .* found none"):
+        ModelPool.from_settings(local, ServiceMetrics())
