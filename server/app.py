@@ -82,6 +82,7 @@ class StemServer:
         await self.health.enter_graceful_shutdown()
         await self.grpc_server.stop(grace_s)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()

@@ -59,6 +59,11 @@ class TimedBackend:
         check = getattr(self._backend, "ready", None)
         return True if check is None else bool(check())
 
+    def close(self) -> None:
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+
     def deadline(self, seconds: float | None) -> AbstractContextManager[None]:
         """Calls in the block finish within ``seconds`` (backends that take deadlines)."""
         limit = getattr(self._backend, "deadline", None)
@@ -126,6 +131,12 @@ class ModelPool:
     @property
     def checks_readiness(self) -> bool:
         return any(backend.checks_readiness for backend in self._backends.values())
+
+    def close(self) -> None:
+        """Release the backends (connections of remote ones); the pool is then unready."""
+        backends, self._backends = self._backends, {}
+        for backend in backends.values():
+            backend.close()
 
     def backends_ready(self) -> bool:
         """Blocking: whether every loaded backend answers that it is ready."""
