@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from client import RemoteError
@@ -32,8 +32,10 @@ from stemserve.options import SeparationOptions
 from tests.integration import test_service_support as support
 from tests.integration.test_service_support import (
     KEYS,
+    SERVICE,
     Gate,
     client_for,
+    health_of,
     sample,
     settings_for,
     wait_until,
@@ -44,13 +46,7 @@ from tests.integration.test_service_support import (
 start_server = support.start_server  # the fixture, shared
 
 
-SERVICE = "stemserve.v1.Separation"
 SPLIT4 = SeparationOptions(stems=4, model="split5")
-
-
-def health_of(port: int, service: str = "") -> int:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service)).status
 
 
 def test_health_is_not_serving_until_the_models_are_warm(start_server):

@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import soundfile as sf
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from client import StemserveClient
 from server.auth import hash_api_key
@@ -21,6 +23,7 @@ from server.models import ModelPool, local_backends
 from stemserve.settings import Settings
 from tests.conftest import tone_mix
 
+SERVICE = "stemserve.v1.Separation"
 KEYS = {"alice": "alice-secret-key", "bob": "bob-secret-key", "carol": "carol-secret-key"}
 
 
@@ -110,6 +113,11 @@ def start_server(tmp_path, repo):
     yield start
     for server in running:
         server.stop(grace_s=0)
+
+
+def health_of(port: int, service: str = "") -> int:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service)).status
 
 
 def client_for(server: BackgroundServer, key: str | None = None, **kwargs) -> StemserveClient:

@@ -12,8 +12,7 @@ from stemserve.options import SeparationOptions
 from stemserve.pipeline import separate
 from tests.integration import test_service_support as support
 from tests.integration import test_triton_support as triton_support
-from tests.integration.test_service_ops import SERVICE, health_of
-from tests.integration.test_service_support import client_for, sample, wait_until, wav_bytes
+from tests.integration.test_service_support import SERVICE, client_for, health_of, sample, wait_until, wav_bytes
 
 start_server = support.start_server  # the fixtures, shared
 triton = triton_support.triton
