@@ -76,14 +76,16 @@ def _em_step(
     cxx_im = (power[..., None, None] * r_im[:, None]).sum(dim=3)
     inv_re, inv_im = _invert_2x2(cxx_re, cxx_im)
     inv_re, inv_im = inv_re[:, :, :, None], inv_im[:, :, :, None]  # broadcast over sources
-    # gain_j = v_j * R_j @ inv(Cxx): (batch, frames, bins, sources, 2, 2)
-    rr, ri = r_re[:, None], r_im[:, None]
-    gain_re = (rr @ inv_re - ri @ inv_im) * power[..., None, None]
-    gain_im = (rr @ inv_im + ri @ inv_re) * power[..., None, None]
-    # y_j = gain_j @ x: (batch, frames, bins, sources, 2)
-    xr, xi = x_re[:, :, :, None, :, None], x_im[:, :, :, None, :, None]
-    out_re = (gain_re @ xr - gain_im @ xi)[..., 0]
-    out_im = (gain_re @ xi + gain_im @ xr)[..., 0]
+    # gain_j = v_j * R_j inv(Cxx): (batch, frames, bins, sources, 2, 2). The 2x2 products are
+    # broadcast multiplies and sums: as MatMul, millions of 2x2 products run ~10x slower.
+    rr, ri = r_re[:, None, ..., None], r_im[:, None, ..., None]  # (..., a, c, 1)
+    ir, ii = inv_re[..., None, :, :], inv_im[..., None, :, :]  # (..., 1, c, b)
+    gain_re = (rr * ir - ri * ii).sum(dim=-2) * power[..., None, None]
+    gain_im = (rr * ii + ri * ir).sum(dim=-2) * power[..., None, None]
+    # y_j[a] = sum_b gain_j[a, b] x[b]: (batch, frames, bins, sources, 2)
+    xr, xi = x_re[:, :, :, None, None, :], x_im[:, :, :, None, None, :]
+    out_re = (gain_re * xr - gain_im * xi).sum(dim=-1)
+    out_im = (gain_re * xi + gain_im * xr).sum(dim=-1)
     return out_re, out_im
 
 

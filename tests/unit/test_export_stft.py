@@ -44,8 +44,8 @@ def test_conv_stft_matches_torch_stft(normalized: bool, n_fft: int, hop: int, nb
 
 @pytest.mark.parametrize("normalized", [True, False])
 @pytest.mark.parametrize("nb_samples", [4000, 4097])
-def test_conv_istft_matches_torch_istft_and_inverts(normalized: bool, nb_samples: int) -> None:
-    n_fft, hop = 512, 128
+@pytest.mark.parametrize("n_fft,hop", [(512, 128), (500, 120)])  # overlap-add / conv path
+def test_conv_istft_matches_torch_istft_and_inverts(normalized: bool, nb_samples: int, n_fft: int, hop: int) -> None:
     signal = torch.randn(2, 3, nb_samples, generator=torch.Generator().manual_seed(nb_samples))
     spec = _torch_spec(signal, n_fft, hop, normalized)
     istft = ConvISTFT(
@@ -95,3 +95,21 @@ def test_istft_rejects_lengths_the_frames_cannot_cover() -> None:
         ConvISTFT(
             window=torch.hann_window(256), hop_length=64, nb_bins=129, normalized=False, nb_frames=10, length=10_000
         )
+
+
+def test_overlap_add_path_equals_the_transposed_convolution() -> None:
+    n_fft, hop, nb_frames = 512, 128, 20
+    spec = torch.randn(2, 3, 2, n_fft // 2 + 1, nb_frames, generator=torch.Generator().manual_seed(9))
+    istft = ConvISTFT(
+        window=torch.hann_window(n_fft),
+        hop_length=hop,
+        nb_bins=n_fft // 2 + 1,
+        normalized=False,
+        nb_frames=nb_frames,
+        length=(nb_frames - 1) * hop,
+    )
+    flat = spec.reshape(6, -1, nb_frames)
+    by_conv = F.conv_transpose1d(flat, istft.kernel, stride=hop)[:, 0]
+    by_matmul = istft._matmul_overlap_add(flat, n_fft // hop)
+    assert by_conv.shape == by_matmul.shape
+    assert (by_conv - by_matmul).abs().max().item() < 1e-5
