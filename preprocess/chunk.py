@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from preprocess.prefetch import prefetched
+
 InferFn = Callable[[np.ndarray], np.ndarray]
 """(batch, channels, segment) -> (batch, stems, channels, segment)"""
 ProgressFn = Callable[[int, int], None]
@@ -83,28 +85,12 @@ def window(signal: np.ndarray, plan: WindowPlan, index: int) -> np.ndarray:
     return padded
 
 
-def separate_windows(
-    signal: np.ndarray,
-    plan: WindowPlan,
-    infer: InferFn,
-    *,
-    batch_size: int = 4,
-    gain: float = 1.0,
-    progress: ProgressFn | None = None,
-) -> Iterator[np.ndarray]:
-    """Run ``infer`` over the windows of ``signal`` ``(samples, channels)``, each scaled
-    by ``gain``, and yield the overlap-added output in consecutive blocks ``(stems,
-    channels, n)`` whose lengths add up to exactly ``plan.nb_samples``. Blocks are views
-    of the model's outputs and are not modified after they are yielded."""
-    if signal.ndim != 2 or signal.shape[0] != plan.nb_samples:
-        raise ValueError(f"signal must be ({plan.nb_samples}, channels), got {signal.shape}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    total, hop, overlap = plan.nb_windows, plan.hop, plan.overlap
-    fade_in = plan.weights(1)[:overlap]  # the next window's fade-out is 1 - fade_in
-    tail: np.ndarray | None = None  # (stems, channels, overlap): previous window's faded end
-    for first in range(0, total, batch_size):
-        indices = range(first, min(first + batch_size, total))
+def _inferred(
+    signal: np.ndarray, plan: WindowPlan, infer: InferFn, batch_size: int, gain: float
+) -> Iterator[tuple[range, np.ndarray]]:
+    """(window indices, model outputs) batch after batch."""
+    for first in range(0, plan.nb_windows, batch_size):
+        indices = range(first, min(first + batch_size, plan.nb_windows))
         batch = np.stack([window(signal, plan, i) for i in indices])  # (batch, channels, segment)
         if gain != 1.0:
             batch *= np.float32(gain)
@@ -114,6 +100,35 @@ def separate_windows(
                 f"model output must be (batch={len(indices)}, stems, {batch.shape[1]}, {plan.segment}), "
                 f"got {outputs.shape}"
             )
+        yield indices, outputs
+
+
+def separate_windows(
+    signal: np.ndarray,
+    plan: WindowPlan,
+    infer: InferFn,
+    *,
+    batch_size: int = 4,
+    gain: float = 1.0,
+    prefetch: bool = False,
+    progress: ProgressFn | None = None,
+) -> Iterator[np.ndarray]:
+    """Run ``infer`` over the windows of ``signal`` ``(samples, channels)``, each scaled
+    by ``gain``, and yield the overlap-added output in consecutive blocks ``(stems,
+    channels, n)`` whose lengths add up to exactly ``plan.nb_samples``. Blocks are views
+    of the model's outputs and are not modified after they are yielded.
+
+    ``prefetch``: run the model on the next batch (from a worker thread) while the caller
+    consumes this one; at most two batches are alive at a time."""
+    if signal.ndim != 2 or signal.shape[0] != plan.nb_samples:
+        raise ValueError(f"signal must be ({plan.nb_samples}, channels), got {signal.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    total, hop, overlap = plan.nb_windows, plan.hop, plan.overlap
+    fade_in = plan.weights(1)[:overlap]  # the next window's fade-out is 1 - fade_in
+    tail: np.ndarray | None = None  # (stems, channels, overlap): previous window's faded end
+    batches = _inferred(signal, plan, infer, batch_size, gain)
+    for indices, outputs in prefetched(batches) if prefetch else batches:
         for offset, index in enumerate(indices):
             out = outputs[offset]  # (stems, channels, segment)
             is_last = index == total - 1

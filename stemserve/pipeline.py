@@ -94,7 +94,7 @@ def separate(
         position = 0
         residual_energy = mix_energy = 0.0
         for block in separate_windows(
-            signal, plan, backend.infer, batch_size=_batch_size(backend), gain=gain, progress=progress
+            signal, plan, backend.infer, batch_size=_batch_size(backend), gain=gain, prefetch=True, progress=progress
         ):
             n = block.shape[2]
             mix = signal[position : position + n].T  # (channels, n)

@@ -8,9 +8,9 @@ def identity(batch: np.ndarray) -> np.ndarray:
     return batch[:, None]  # (batch, 1, channels, segment)
 
 
-def run(signal: np.ndarray, plan: WindowPlan, infer=identity, batch_size: int = 3) -> np.ndarray:
+def run(signal: np.ndarray, plan: WindowPlan, infer=identity, batch_size: int = 3, prefetch=False) -> np.ndarray:
     """signal (channels, samples) -> output (stems, channels, samples)"""
-    blocks = [b.copy() for b in separate_windows(signal.T, plan, infer, batch_size=batch_size)]
+    blocks = [b.copy() for b in separate_windows(signal.T, plan, infer, batch_size=batch_size, prefetch=prefetch)]
     return np.concatenate(blocks, axis=2)
 
 
@@ -26,10 +26,11 @@ def test_weights_sum_to_one_everywhere(segment, overlap):
 
 @pytest.mark.parametrize("nb_samples", [1, 37, 64, 65, 100, 1_000, 1_003, 1_010])
 @pytest.mark.parametrize("overlap", [0.25, 0.5])
-def test_identity_model_reproduces_input(nb_samples, overlap):
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_identity_model_reproduces_input(nb_samples, overlap, prefetch):
     signal = np.random.default_rng(nb_samples).standard_normal((2, nb_samples)).astype(np.float32)
     plan = WindowPlan.for_fraction(nb_samples, 64, overlap)
-    out = run(signal, plan)
+    out = run(signal, plan, prefetch=prefetch)
     assert out.shape == (1, 2, nb_samples)
     np.testing.assert_allclose(out[0], signal, atol=1e-5)
 
