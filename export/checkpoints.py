@@ -99,7 +99,10 @@ def _load_demucs_package(arch: Architecture, path: Path) -> nn.Module:
     klass = package["klass"]
     if getattr(klass, "__name__", None) != "HTDemucs":
         raise ArchitectureMismatchError(f"{arch.name} needs an HTDemucs package, {path.name} holds {klass!r}")
-    sources = tuple(package["kwargs"].get("sources") or package["args"][0])
+    try:
+        sources = tuple(package["kwargs"].get("sources") or package["args"][0])
+    except (AttributeError, IndexError, TypeError) as exc:
+        raise CheckpointError(f"{path.name}: the package names no sources ({exc})") from exc
     if sorted(sources) != sorted(arch.stems):
         raise ArchitectureMismatchError(
             f"{arch.name} separates {list(arch.stems)}, {path.name} separates {list(sources)}"
