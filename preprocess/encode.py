@@ -50,6 +50,14 @@ class EncodeOptions:
         return _SUBTYPES[(self.format, self.bit_depth)] != "FLOAT"
 
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's command; soundfile does not name it
+
+
+def _without_peak_chunk(handle: sf.SoundFile) -> None:
+    """Float wav: no PEAK chunk, whose time stamp would make equal stems differ in bytes."""
+    sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+
+
 class StemWriter:
     """Append ``(frames, channels)`` float32 blocks to one encoded file."""
 
@@ -66,6 +74,8 @@ class StemWriter:
             format=_CONTAINERS[options.format],
             subtype=_SUBTYPES[(options.format, options.bit_depth)],
         )
+        if options.format == "wav" and options.bit_depth == "float":
+            _without_peak_chunk(self._file)
 
     def write(self, block: np.ndarray) -> None:
         """Append ``(frames, channels)`` float32 samples (any memory layout)."""

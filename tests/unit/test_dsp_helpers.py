@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -99,3 +101,16 @@ def test_integer_outputs_clip_instead_of_wrapping(tmp_path):
     decoded, _ = sf.read(path, dtype="float32")
     assert writer.peak == 1.5
     assert decoded.min() > 0.99
+
+
+def test_float_wav_bytes_do_not_depend_on_the_time_of_writing(tmp_path):
+    audio = tone_mix(1_000)
+    digests = []
+    for attempt in range(2):
+        path = tmp_path / f"{attempt}.wav"
+        with StemWriter(path, 44_100, 2, EncodeOptions(format="wav", bit_depth="float")) as writer:
+            writer.write(audio)
+        digests.append(path.read_bytes())
+        time.sleep(1.1)  # libsndfile's PEAK chunk time stamp has a resolution of one second
+    assert digests[0] == digests[1]
+    np.testing.assert_array_equal(sf.read(tmp_path / "0.wav", dtype="float32")[0], audio)
