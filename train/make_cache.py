@@ -1,0 +1,69 @@
+"""Render procedural songs once into a cache of float16 stems: ``python -m train.make_cache``.
+
+Each song is saved as ``<out>/song_<seed>.npy`` with shape (stems, channels, samples) in
+the stem order of ``train.arrange.STEMS``. Existing files are skipped, so the command is
+resumable and can grow a cache while training already reads from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from train.arrange import generate_song
+from train.render import TRAIN_SOUNDFONTS, open_renderers, render_song
+
+log = logging.getLogger(__name__)
+
+
+def song_path(cache_dir: Path, seed: int) -> Path:
+    return cache_dir / f"song_{seed:07d}.npy"
+
+
+def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
+                duration_s: float = 12.0) -> int:
+    """Render every seed not cached yet; returns how many were rendered."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    renderers = open_renderers(soundfonts)
+    rendered = 0
+    start = time.monotonic()
+    for seed in seeds:
+        path = song_path(cache_dir, seed)
+        if path.exists():
+            continue
+        stems = render_song(generate_song(seed, duration_s), renderers)
+        peak = float(np.abs(stems.sum(axis=0)).max())
+        if peak > 0:
+            stems = stems * (0.9 / max(peak, 0.9))  # keep float16 away from overflow
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, stems.astype(np.float16))
+        tmp.rename(path)
+        rendered += 1
+        if rendered % 20 == 0:
+            log.info("rendered %d songs (%.2f s/song)", rendered, (time.monotonic() - start) / rendered)
+    return rendered
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("train/cache/songs"))
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--count", type=int, default=600)
+    parser.add_argument("--duration-s", type=float, default=12.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
+                        duration_s=args.duration_s)
+    log.info("done: %d songs rendered into %s", count, args.out)
+
+
+if __name__ == "__main__":
+    main()

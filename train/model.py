@@ -1,0 +1,132 @@
+"""The stemserve-small separation model: STFT masks from a dilated temporal conv net.
+
+Waveform in, waveform stems out, with the STFT and ISTFT inside the network as real-valued
+matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The net sees the log magnitudes of both channels of every
+frame, mixes them through a stack of dilated depthwise-separable temporal convolutions and
+gives each stem its own head; a softmax across stems turns the head outputs into masks that
+sum to one, so the stems sum to the mix up to the ISTFT's rounding error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from train.stft import FactorizedSTFT
+
+STEMS = ("vocals", "drums", "bass", "piano", "other")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    n_fft: int = 1024
+    hop: int = 512
+    nb_channels: int = 2
+    nb_stems: int = len(STEMS)
+    hidden: int = 192
+    head_rank: int = 96
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    kernel_size: int = 5
+
+    def __post_init__(self) -> None:
+        if self.n_fft != 2 * self.hop:
+            raise ValueError(f"hop must be n_fft / 2 (sqrt-Hann reconstruction), got {self.n_fft}/{self.hop}")
+        if self.nb_stems != len(STEMS):
+            raise ValueError(f"nb_stems must be {len(STEMS)} ({STEMS}), got {self.nb_stems}")
+
+    @property
+    def nb_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SeparableBlock(nn.Module):
+    def __init__(self, hidden: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv1d(hidden, hidden, kernel_size, padding=dilation * (kernel_size // 2),
+                                   dilation=dilation, groups=hidden)
+        self.norm1 = nn.BatchNorm1d(hidden)
+        self.pointwise1 = nn.Conv1d(hidden, hidden, 1)
+        self.norm2 = nn.BatchNorm1d(hidden)
+        self.pointwise2 = nn.Conv1d(hidden, hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.gelu(self.norm1(self.depthwise(x)))
+        y = F.gelu(self.norm2(self.pointwise1(y)))
+        return x + self.pointwise2(y)
+
+
+class MaskNet(nn.Module):
+    """Log-magnitude frames of the mix -> softmax masks per stem, channel and bin."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        features = config.nb_channels * config.nb_bins
+        self.input_norm = nn.BatchNorm1d(features)
+        self.encoder = nn.Conv1d(features, config.hidden, 1)
+        self.encoder_norm = nn.BatchNorm1d(config.hidden)
+        self.blocks = nn.ModuleList(
+            SeparableBlock(config.hidden, config.kernel_size, d) for d in config.dilations
+        )
+        rank = config.head_rank * config.nb_stems
+        self.head_in = nn.Conv1d(config.hidden, rank, 1)
+        self.head_norm = nn.BatchNorm1d(rank)
+        # per-stem output heads as one batched matmul: (stems, features, rank)
+        self.head_out = nn.Parameter(torch.randn(config.nb_stems, features, config.head_rank)
+                                     / math.sqrt(config.head_rank))
+        self.head_bias = nn.Parameter(torch.zeros(1, config.nb_stems, features, 1))
+        # a direct per-bin path from the input, so masks see bin-level detail
+        self.skip_scale = nn.Parameter(torch.zeros(1, config.nb_stems, features, 1))
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels * bins, frames)`` -> masks ``(batch, stems, channels * bins, frames)``."""
+        batch, features, frames = magnitude.shape
+        x = self.input_norm(torch.log(magnitude + 1e-4))
+        h = F.gelu(self.encoder_norm(self.encoder(x)))
+        for block in self.blocks:
+            h = block(h)
+        h = F.gelu(self.head_norm(self.head_in(h)))
+        h = h.view(batch, self.config.nb_stems, self.config.head_rank, frames)  # (batch, stems, rank, frames)
+        logits = torch.matmul(self.head_out, h) + self.head_bias  # (batch, stems, features, frames)
+        logits = logits + self.skip_scale * x.unsqueeze(1)  # (batch, stems, features, frames)
+        # softmax across stems, written out: ONNX Runtime's Softmax on a middle axis is slow
+        weights = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
+        return weights / weights.sum(dim=1, keepdim=True)
+
+
+class Separator(nn.Module):
+    """Waveform model: ``mix (batch, channels, samples)`` -> ``stems (batch, stems, channels, samples)``."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.stft = FactorizedSTFT(self.config.n_fft, self.config.hop)
+        self.masknet = MaskNet(self.config)
+
+    def spectrogram(self, mix: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, samples)`` -> ``(batch, channels, 2 * bins, frames)``."""
+        batch, channels, samples = mix.shape
+        spec = self.stft(mix.reshape(batch * channels, samples))  # (batch * channels, 2 * bins, frames)
+        return spec.view(batch, channels, spec.shape[1], spec.shape[2])
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        batch, channels, samples = mix.shape
+        cfg = self.config
+        spec = self.spectrogram(mix)  # (batch, channels, 2 * bins, frames)
+        frames = spec.shape[-1]
+        real, imag = spec[:, :, : cfg.nb_bins], spec[:, :, cfg.nb_bins:]
+        magnitude = torch.sqrt(real * real + imag * imag + 1e-12)  # (batch, channels, bins, frames)
+        masks = self.masknet(magnitude.reshape(batch, channels * cfg.nb_bins, frames))
+        masks = masks.view(batch, cfg.nb_stems, channels, 1, cfg.nb_bins, frames)
+        # masked spectra: (batch, stems, channels, 2, bins, frames) with (real, imag) on axis 3
+        masked = masks * spec.view(batch, 1, channels, 2, cfg.nb_bins, frames)
+        masked = masked.reshape(batch * cfg.nb_stems * channels, 2 * cfg.nb_bins, frames)
+        stems = self.stft.inverse(masked, samples)  # (batch * stems * channels, samples)
+        return stems.view(batch, cfg.nb_stems, channels, samples)

@@ -1,0 +1,196 @@
+"""Train stemserve-small: ``python -m train.train --run-dir train/runs/NAME``.
+
+Seeded and resumable: a run folder holds ``latest.pt`` (model, optimizer, step), ``best.pt``
+(best validation SDR so far) and ``train.log``; running the same command again continues
+from ``latest.pt``. Batch ``step`` draws its data from ``default_rng([seed, step])`` so a
+resumed run sees the same data it would have seen without the interruption.
+
+Loss: L1 between masked mixture spectra and the target stem spectra (complex difference
+plus magnitude difference), normalized by the mix level of each example. Validation: plain
+SDR per stem on whole held-out songs through the waveform (export) path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train.dataset import RemixSampler, SongCache
+from train.metrics import sdr_db, stem_is_active
+from train.model import STEMS, ModelConfig, Separator
+from train.stft import sqrt_hann
+
+log = logging.getLogger("train")
+SAMPLE_RATE_HZ = 44100
+
+
+def stem_spectra(stems: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(batch, stems, channels, samples)`` -> real and imaginary parts, each
+    ``(batch, stems, channels, bins, frames)``, framed exactly as the model's ConvSTFT."""
+    batch, nb_stems, channels, samples = stems.shape
+    padded = torch.nn.functional.pad(stems.reshape(-1, samples), (config.hop, config.hop + (-samples % config.hop)))
+    spec = torch.stft(padded, config.n_fft, config.hop, window=sqrt_hann(config.n_fft).float(),
+                      center=False, return_complex=True)  # (batch * stems * channels, bins, frames)
+    shape = (batch, nb_stems, channels, spec.shape[1], spec.shape[2])
+    return spec.real.contiguous().view(shape), spec.imag.contiguous().view(shape)
+
+
+def random_tilt(shape: tuple[int, int], config: ModelConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Per (example, stem) EQ: a spectral tilt of +-4 dB/octave around 1 kHz, ``(b, s, 1, bins, 1)``."""
+    freqs = np.maximum(np.arange(config.nb_bins) * SAMPLE_RATE_HZ / config.n_fft, 40.0)
+    tilt = rng.uniform(-4, 4, size=shape) * (rng.random(shape) < 0.5)
+    gain_db = np.clip(tilt[..., None] * np.log2(freqs / 1000.0), -18, 18)  # (b, s, bins)
+    gains = torch.from_numpy((10 ** (gain_db / 20)).astype(np.float32))
+    return gains[:, :, None, :, None]
+
+
+def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor) -> torch.Tensor:
+    """L1 on real and imaginary parts plus L1 on magnitudes of the masked mix, normalized
+    by each example's mix level. Masks are real, so |mask * mix| = mask * |mix|."""
+    cfg = model.config
+    with torch.no_grad():
+        real, imag = stem_spectra(stems, cfg)  # each (batch, stems, channels, bins, frames)
+        real, imag = real * tilt, imag * tilt
+        mix_real, mix_imag = real.sum(dim=1, keepdim=True), imag.sum(dim=1, keepdim=True)
+        mix_mag = torch.sqrt(mix_real.square() + mix_imag.square() + 1e-12)  # (batch, 1, channels, bins, frames)
+        target_mag = torch.sqrt(real.square() + imag.square() + 1e-12)
+        batch, _, channels, bins, frames = mix_mag.shape
+        scale = 1.0 / mix_mag.mean(dim=(1, 2, 3, 4)).clamp_min(1e-5).view(batch, 1, 1, 1, 1)
+        real, imag, target_mag = real * scale, imag * scale, target_mag * scale
+        mix_real, mix_imag, mix_mag = mix_real * scale, mix_imag * scale, mix_mag * scale
+    masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames))
+    masks = masks.view(batch, cfg.nb_stems, channels, bins, frames)
+    complex_l1 = (masks * mix_real - real).abs().mean() + (masks * mix_imag - imag).abs().mean()
+    magnitude_l1 = (masks * mix_mag - target_mag).abs().mean()
+    return complex_l1 + magnitude_l1
+
+
+@torch.no_grad()
+def validate(model: Separator, cache: SongCache, max_songs: int = 24) -> dict[str, float]:
+    """Median SDR (dB) per stem over held-out songs, counting only active stems."""
+    model.eval()
+    scores: dict[str, list[float]] = {stem: [] for stem in STEMS}
+    for song in cache.songs[:max_songs]:
+        stems = np.asarray(song, dtype=np.float32)  # (stems, channels, samples)
+        mix = stems.sum(axis=0)
+        estimate = model(torch.from_numpy(mix)[None])[0].numpy()
+        for index, stem in enumerate(STEMS):
+            if stem_is_active(stems[index], mix):
+                scores[stem].append(sdr_db(stems[index], estimate[index]))
+    model.train()
+    result = {stem: float(np.median(v)) if v else float("nan") for stem, v in scores.items()}
+    result["mean"] = float(np.nanmean([result[s] for s in STEMS]))
+    return result
+
+
+def learning_rate(step: int, base: float, warmup: int, half_life: int) -> float:
+    return base * min(1.0, (step + 1) / warmup) * 0.5 ** (step / half_life)
+
+
+def save(path: Path, model: Separator, optimizer: torch.optim.Optimizer | None, step: int,
+         extra: dict | None = None) -> None:
+    state = {"model": model.state_dict(), "config": model.config.to_dict(), "step": step, **(extra or {})}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.rename(path)
+
+
+def load_separator(path: Path) -> tuple[Separator, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config = dict(state["config"])
+    config["dilations"] = tuple(config["dilations"])
+    model = Separator(ModelConfig(**config))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train the stemserve-small separation model.")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=Path("train/cache/songs"))
+    parser.add_argument("--valid-cache", type=Path, default=Path("train/cache/valid"))
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop-s", type=float, default=1.5)
+    parser.add_argument("--lr", type=float, default=1.5e-3)
+    parser.add_argument("--lr-half-life", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=150)
+    parser.add_argument("--valid-songs", type=int, default=12)
+    parser.add_argument("--save-every", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--hidden", type=int, default=ModelConfig.hidden)
+    parser.add_argument("--head-rank", type=int, default=ModelConfig.head_rank)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        handlers=[logging.FileHandler(args.run_dir / "train.log"), logging.StreamHandler()])
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    latest = args.run_dir / "latest.pt"
+    if latest.exists():
+        model, state = load_separator(latest)
+        model.train()
+        step = int(state["step"])
+        best = float(state.get("best_sdr", -math.inf))
+        log.info("resuming from %s at step %d", latest, step)
+    else:
+        model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank)).train()
+        step, best, state = 0, -math.inf, {}
+        log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+
+    cache, valid = SongCache(args.cache), SongCache(args.valid_cache)
+    crop = int(round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop)) * model.config.hop
+    sampler = RemixSampler(cache, crop)
+    log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
+
+    losses: list[float] = []
+    started = time.monotonic()
+    while step < args.steps:
+        rng = np.random.default_rng([args.seed, step])
+        if step % 100 == 0:
+            cache.refresh()
+        stems = torch.from_numpy(sampler.batch(args.batch_size, rng))
+        tilt = random_tilt(tuple(stems.shape[:2]), model.config, rng)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.lr, 25, args.lr_half_life)
+        loss = spectral_loss(model, stems, tilt)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        if step % 25 == 0:
+            elapsed = (time.monotonic() - started) / len(losses)
+            log.info("step %d loss %.4f lr %.2e %.2f s/step songs %d", step, np.mean(losses[-25:]),
+                     optimizer.param_groups[0]["lr"], elapsed, len(cache))
+        if step % args.eval_every == 0 or step == args.steps:
+            scores = validate(model, valid, args.valid_songs)
+            log.info("valid step %d SDR %s", step, " ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+            if scores["mean"] > best:
+                best = scores["mean"]
+                save(args.run_dir / "best.pt", model, None, step, {"best_sdr": best, "valid": scores})
+        if step % args.save_every == 0 or step == args.steps:
+            save(latest, model, optimizer, step, {"best_sdr": best})
+    log.info("finished at step %d, best mean SDR %.2f dB", step, best)
+
+
+if __name__ == "__main__":
+    main()
