@@ -18,10 +18,7 @@ import argparse
 import collections
 import contextlib
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,17 +30,12 @@ from benchmarks import report
 from benchmarks.triton_batching import song_wav
 from client import StemserveClient
 from client.client import RemoteError
+from server.serve_process import free_port, start_serve_process
 from server.triton.process import TritonConfig, TritonProcess
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
 from stemserve.settings import Settings
 
 MEMORY_DRIFT_LIMIT = 0.10
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -66,40 +58,6 @@ def find_pid(name: str) -> int:
                 if (entry / "comm").read_text().strip() == name:
                     return int(entry.name)
     raise RuntimeError(f"no {name} process found")
-
-
-def start_front_end(repo: Path, model: str, triton_url: str, max_in_flight: int, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "stemserve.cli",
-        "--model-repository",
-        str(repo),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--metrics-port",
-        "0",
-        "--models",
-        model,
-        "--triton",
-        triton_url,
-        "--cache-max-bytes",
-        "0",
-        "--max-songs-in-flight",
-        str(max_in_flight),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with contextlib.suppress(RemoteError), StemserveClient(f"127.0.0.1:{port}") as client:
-            client.list_models(timeout_s=1)
-            return process
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("the front end did not come up")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -131,7 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     ):
         triton_pid = find_pid("tritonserver")
         port = free_port()
-        front = start_front_end(repo, args.model, triton.grpc_url, args.max_in_flight, port)
+        serve_args = [
+            "--models",
+            args.model,
+            "--triton",
+            triton.grpc_url,
+            "--cache-max-bytes",
+            "0",
+            "--max-songs-in-flight",
+            str(args.max_in_flight),
+        ]
+        front = start_serve_process(repo, port, serve_args)
         started = time.monotonic()
 
         def client_loop(index: int) -> None:

@@ -8,9 +8,7 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from prometheus_client import generate_latest
 from client import StemserveClient
 from client.client import RemoteError
 from server.cache import RESULT_NAME, WORK_PREFIX, ResultCache
+from server.serve_process import free_port, start_serve_process
 from stemserve.options import SeparationOptions
 from tests.integration import test_service_support as support
 from tests.integration.test_service_support import KEYS, client_for, wav_bytes, write_keys
@@ -32,47 +31,9 @@ start_server = support.start_server  # the fixture, shared
 SPLIT5 = SeparationOptions(stems=4, model="split5")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve_process(repo: Path, cache_dir: Path, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "stemserve.cli",
-        "--model-repository",
-        str(repo),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--metrics-port",
-        "0",
-        "--models",
-        "split5",
-        "--cache-dir",
-        str(cache_dir),
-    ]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "STEMSERVE_INTRA_OP_THREADS": "1"},
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with StemserveClient(f"127.0.0.1:{port}") as client:
-                client.list_models(timeout_s=1)
-            return process
-        except RemoteError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("the server did not come up")
+    serve_args = ["--models", "split5", "--cache-dir", str(cache_dir)]
+    return start_serve_process(repo, port, serve_args, env={**os.environ, "STEMSERVE_INTRA_OP_THREADS": "1"})
 
 
 def assert_complete_entry(entry: Path) -> None:

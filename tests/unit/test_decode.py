@@ -56,7 +56,7 @@ def test_decode_from_path_equals_decode_from_bytes(tmp_path):
 
 def wav_with_header(nb_frames_declared: int, payload: bytes, channels=2, rate=44_100, bits=16) -> bytes:
     block = channels * bits // 8
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * block) % 2**32, block, bits)
     data_size = nb_frames_declared * block
     return (
         b"RIFF"

@@ -2,7 +2,6 @@
 InvalidAudioError (or decodes to finite audio when it is valid), never another exception."""
 
 import io
-import struct
 
 import numpy as np
 import pytest
@@ -11,26 +10,13 @@ import soundfile as sf
 from preprocess.decode import decode
 from stemserve.errors import InvalidAudioError
 from tests.conftest import tone_mix
+from tests.unit.test_decode import wav_with_header
 
 
 def encoded(audio, rate, fmt, subtype=None):
     buffer = io.BytesIO()
     sf.write(buffer, audio, rate, format=fmt, subtype=subtype)
     return buffer.getvalue()
-
-
-def wav_header(channels: int, rate: int, bits: int, data_bytes: int) -> bytes:
-    block = max(channels * bits // 8, 1)
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * block) % 2**32, block, bits)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + data_bytes)
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", data_bytes)
-    )
 
 
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC", "MP3"])
@@ -72,10 +58,10 @@ def test_flipped_bytes_never_crash(fmt, seed):
 @pytest.mark.parametrize(
     "header,reason",
     [
-        (wav_header(2, 44_100, 16, 2**31), "truncated"),  # a huge declared length
-        (wav_header(0, 44_100, 16, 400), "not_audio"),  # zero channels
-        (wav_header(2, 1, 16, 400), "bad_sample_rate"),
-        (wav_header(2, 4_000_000_000, 16, 400), "not_audio"),
+        (wav_with_header(2**29, b"", 2, 44_100), "truncated"),  # a huge declared length
+        (wav_with_header(100, b"", 0, 44_100), "not_audio"),  # zero channels
+        (wav_with_header(100, b"", 2, 1), "bad_sample_rate"),
+        (wav_with_header(100, b"", 2, 4_000_000_000), "not_audio"),
     ],
 )
 def test_lying_headers_are_refused(header, reason):
