@@ -30,7 +30,7 @@ _BLOCK_FRAMES = 1 << 16
 
 @dataclass(frozen=True, kw_only=True)
 class DecodeLimits:
-    max_bytes: int = 500 * 1024 * 1024
+    max_bytes: int = 2 * 1024**3
     max_duration_s: float = 3 * 3600.0
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     model_repository: Path = PROJECT_ROOT / "model_repository"
-    max_upload_bytes: int = 500 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024**3  # 3 hours of 16-bit stereo wav at 44.1 kHz fit
     max_duration_s: float = 3 * 3600.0
     intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)
     # gRPC server (stemserve serve)
