@@ -135,8 +135,19 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        handlers=[logging.FileHandler(args.run_dir / "train.log"), logging.StreamHandler()])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    handler = logging.FileHandler(args.run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        train(args)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 

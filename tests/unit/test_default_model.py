@@ -1,0 +1,79 @@
+"""The committed default model: its config, its reproducibility from the checkpoint, and
+that it separates."""
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, file_sha256, load_model
+from train.arrange import STEMS, generate_song
+from train.export_onnx import SEGMENT_SAMPLES, export_onnx
+from train.metrics import sdr_db, stem_is_active
+from train.train import load_separator
+
+ROOT = Path(__file__).resolve().parents[2]
+REPOSITORY = ROOT / "model_repository"
+CHECKPOINT = ROOT / "train" / "checkpoints" / "stemserve-small.pt"
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+TEST_SEED = 4_200_011  # far from the training (0-799) and validation (900000+) seeds
+
+
+@pytest.fixture(scope="module")
+def entry():
+    return load_model(REPOSITORY, "stemserve-small")
+
+
+@pytest.fixture(scope="module")
+def session(entry):
+    return ort.InferenceSession(str(entry.model_file()), providers=["CPUExecutionProvider"])
+
+
+def _run(session, mix: np.ndarray) -> np.ndarray:
+    return session.run([OUTPUT_NAME], {INPUT_NAME: mix.astype(np.float32)})[0]
+
+
+def test_config_describes_the_committed_model(entry) -> None:
+    spec = entry.spec
+    assert spec.stems == STEMS == ("vocals", "drums", "bass", "piano", "other")
+    assert (spec.sample_rate_hz, spec.segment_samples, spec.default_overlap) == (44100, SEGMENT_SAMPLES, 0.25)
+    assert spec.model_version == file_sha256(entry.model_file())[:12]
+    assert spec.license == "Apache-2.0" and spec.architecture.startswith("stemserve-small")
+    size = entry.model_file().stat().st_size + CHECKPOINT.stat().st_size
+    assert size < 15e6
+
+
+def test_reexport_from_checkpoint_reproduces_the_onnx(session, tmp_path) -> None:
+    model, _ = load_separator(CHECKPOINT)
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path)
+    mix = (0.1 * np.random.default_rng(0).standard_normal((1, 2, SEGMENT_SAMPLES))).astype(np.float32)
+    fresh = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.abs(_run(fresh, mix) - _run(session, mix)).max() < 1e-5
+
+
+def test_stems_sum_to_the_mix(session) -> None:
+    rng = np.random.default_rng(1)
+    mix = 0.2 * rng.standard_normal((2, 2, SEGMENT_SAMPLES))
+    stems = _run(session, mix)
+    assert stems.shape == (2, len(STEMS), 2, SEGMENT_SAMPLES)
+    assert np.abs(stems.sum(axis=1) - mix).max() < 1e-4
+    assert np.abs(stems[:, 0]).mean() < 0.9 * np.abs(mix).mean()  # not everything in one stem
+
+
+@pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
+def test_separates_a_held_out_generated_song(session) -> None:
+    from train.render import open_renderers, render_song
+
+    song = generate_song(TEST_SEED, duration_s=SEGMENT_SAMPLES / 44100)
+    stems = render_song(song, open_renderers(("TimGM6mb.sf2",)))[..., :SEGMENT_SAMPLES]
+    mix = stems.sum(axis=0)
+    estimate = _run(session, mix[None])[0]
+    scores = {stem: sdr_db(stems[i], estimate[i]) for i, stem in enumerate(STEMS)
+              if stem_is_active(stems[i], mix)}
+    assert set(scores) == set(STEMS), scores
+    # first committed model: vocals 5.4, drums 2.8, bass 6.6, piano 0.2, other 1.7 dB
+    assert scores["vocals"] > 3.0, scores
+    assert scores["drums"] > 1.0 and scores["bass"] > 2.0, scores
+    assert np.mean(list(scores.values())) > 2.0, scores

@@ -1,0 +1,81 @@
+"""The procedural song generator, the singer, the per-stem renderer and the remix sampler."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.arrange import STEMS, generate_song
+from train.dataset import RemixSampler, SongCache
+from train.singer import sing
+
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+
+
+def test_songs_are_seeded() -> None:
+    first, again, other = generate_song(5), generate_song(5), generate_song(6)
+    assert first == again
+    assert first != other
+    assert {part.stem for part in first.parts} <= set(STEMS)
+    for part in first.parts:
+        for note in part.notes:
+            assert 0 <= note.start_s < min(note.end_s, first.duration_s)  # the renderer cuts the tails
+            assert 0 <= note.pitch < 128 and 0 < note.velocity < 128
+
+
+def test_songs_vary_in_tempo_and_length() -> None:
+    songs = [generate_song(seed, duration_s=8.0) for seed in range(20)]
+    tempos = [song.tempo_bpm for song in songs]
+    assert max(tempos) - min(tempos) > 30
+    assert all(7.0 < song.duration_s < 8.0 + 4 * 60 / song.tempo_bpm for song in songs)
+    assert any(not song.stem_parts("piano") for song in songs)  # stems can be absent
+
+
+def test_singer_sings_the_requested_pitch() -> None:
+    rate = 16000
+    voice = sing([(57, 0.1, 1.1, 100)], ["a"], 1.5, rate, np.random.default_rng(0))  # A3 = 220 Hz
+    assert np.abs(voice[: int(0.09 * rate)]).max() == 0  # silent before the note
+    segment = voice[int(0.4 * rate): int(1.0 * rate)]
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
+    freqs = np.fft.rfftfreq(len(segment), 1 / rate)
+    band = (freqs > 150) & (freqs < 300)
+    assert freqs[band][np.argmax(spectrum[band])] == pytest.approx(220, rel=0.03)
+
+
+@pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
+def test_rendered_stems_follow_the_arrangement() -> None:
+    from train.render import open_renderers, render_song
+
+    renderers = open_renderers(("TimGM6mb.sf2",))
+    song = generate_song(3, duration_s=4.0)
+    stems = render_song(song, renderers)
+    assert stems.shape == (len(STEMS), 2, int(round(song.duration_s * 44100)))
+    for index, stem in enumerate(STEMS):
+        energy = float(np.square(stems[index]).mean())
+        assert (energy > 1e-6) == bool(song.stem_parts(stem)), stem
+    assert np.array_equal(stems, render_song(song, open_renderers(("TimGM6mb.sf2",))))  # seeded
+
+
+def _fake_cache(directory: Path, nb_songs: int = 3) -> SongCache:
+    rng = np.random.default_rng(0)
+    for seed in range(nb_songs):
+        np.save(directory / f"song_{seed:07d}.npy",
+                (0.1 * rng.standard_normal((len(STEMS), 2, 3000))).astype(np.float16))
+    return SongCache(directory)
+
+
+def test_remix_sampler_is_seeded_and_bounded(tmp_path: Path) -> None:
+    sampler = RemixSampler(_fake_cache(tmp_path), crop_samples=1000)
+    batch = sampler.batch(4, np.random.default_rng(1))
+    assert batch.shape == (4, len(STEMS), 2, 1000)
+    assert np.array_equal(batch, sampler.batch(4, np.random.default_rng(1)))
+    assert not np.array_equal(batch, sampler.batch(4, np.random.default_rng(2)))
+    assert np.abs(batch.sum(axis=1)).max() <= 1.0 + 1e-6
+
+
+def test_song_cache_picks_up_new_songs(tmp_path: Path) -> None:
+    cache = _fake_cache(tmp_path, nb_songs=2)
+    assert len(cache) == 2
+    np.save(tmp_path / "song_0000009.npy", np.zeros((len(STEMS), 2, 10), dtype=np.float16))
+    np.save(tmp_path / "song_0000010.tmp.npy", np.zeros((len(STEMS), 2, 10), dtype=np.float16))
+    assert cache.refresh() == 3

@@ -1,0 +1,59 @@
+"""The separation network and its ONNX export, on a tiny configuration."""
+
+import numpy as np
+import pytest
+import torch
+
+from train.export_onnx import export_onnx, max_parity_error
+from train.model import STEMS, ModelConfig, Separator
+
+TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
+
+
+def _trained_looking(model: Separator) -> Separator:
+    """Random non-trivial weights, and batch norms with non-default running statistics."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator))
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+    return model.eval()
+
+
+def test_masks_are_a_partition_of_unity() -> None:
+    model = _trained_looking(Separator(TINY))
+    magnitude = torch.rand(2, 2 * TINY.nb_bins, 20) * 10
+    masks = model.masknet(magnitude)
+    assert masks.shape == (2, len(STEMS), 2 * TINY.nb_bins, 20)
+    assert masks.min() >= 0
+    assert torch.allclose(masks.sum(dim=1), torch.ones(2, 2 * TINY.nb_bins, 20), atol=1e-6)
+    assert masks.std() > 0.05  # the stems do get different masks
+
+
+@pytest.mark.parametrize("nb_samples", [2000, 2048])
+def test_stems_sum_to_the_mix(nb_samples: int) -> None:
+    model = _trained_looking(Separator(TINY))
+    mix = torch.randn(2, 2, nb_samples, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        stems = model(mix)
+    assert stems.shape == (2, len(STEMS), 2, nb_samples)
+    assert torch.allclose(stems.sum(dim=1), mix, atol=1e-5)
+    assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
+
+
+def test_onnx_export_matches_pytorch(tmp_path) -> None:
+    model = _trained_looking(Separator(TINY))
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path, segment_samples=4096)
+    mix = np.random.default_rng(2).standard_normal((3, 2, 4096)).astype(np.float32)
+    assert max_parity_error(model, path, mix) < 1e-5
+
+
+def test_config_rejects_bad_hop_and_stem_count() -> None:
+    with pytest.raises(ValueError, match="hop"):
+        ModelConfig(n_fft=1024, hop=256)
+    with pytest.raises(ValueError, match="nb_stems"):
+        ModelConfig(nb_stems=4)
