@@ -14,7 +14,8 @@ length of the song.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,54 @@ class WindowPlan:
         return weight.astype(np.float32)
 
 
-def window(signal: np.ndarray, plan: WindowPlan, index: int) -> np.ndarray:
+class StreamedSignal:
+    """A ``(samples, channels)`` signal of known length that arrives block by block, sliced
+    like an array (``signal[a:b]``, zeros past its end) while holding only what lies between
+    ``release(before)`` and the furthest slice taken: a window or two, not the song.
+    Thread-safe: the model's thread reads windows ahead while the caller reads the mix."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], nb_samples: int, nb_channels: int = 2) -> None:
+        self._blocks = iter(blocks)
+        self.shape = (nb_samples, nb_channels)
+        self.ndim = 2
+        self._held: list[np.ndarray] = []  # consecutive blocks from sample `_start` on
+        self._start = 0
+        self._end = 0  # one past the last sample held
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop = index.start or 0, index.stop
+        if index.step not in (None, 1) or stop is None or start < 0:
+            raise ValueError(f"a streamed signal takes [start:stop] slices, got {index}")
+        with self._lock:
+            if start < self._start:
+                raise ValueError(f"samples before {self._start} were released; asked for {start}")
+            while self._end < min(stop, self.shape[0]):
+                block = next(self._blocks, None)
+                if block is None:
+                    break
+                self._held.append(block)
+                self._end += len(block)
+            out = np.zeros((max(stop - start, 0), self.shape[1]), np.float32)
+            offset = self._start
+            for block in self._held:
+                lo, hi = max(start, offset), min(stop, offset + len(block), self.shape[0])
+                if lo < hi:
+                    out[lo - start : hi - start] = block[lo - offset : hi - offset]
+                offset += len(block)
+            return out
+
+    def release(self, before: int) -> None:
+        """Forget the samples before ``before``: no slice will start earlier."""
+        with self._lock:
+            while self._held and self._start + len(self._held[0]) <= before:
+                self._start += len(self._held.pop(0))
+
+
+def window(signal: np.ndarray | StreamedSignal, plan: WindowPlan, index: int) -> np.ndarray:
     """Window ``index`` of ``signal`` ``(samples, channels)`` as ``(channels, segment)``,
     zero-padded past the end."""
     start = plan.start(index)
@@ -86,7 +134,7 @@ def window(signal: np.ndarray, plan: WindowPlan, index: int) -> np.ndarray:
 
 
 def _inferred(
-    signal: np.ndarray, plan: WindowPlan, infer: InferFn, batch_size: int, gain: float
+    signal: np.ndarray | StreamedSignal, plan: WindowPlan, infer: InferFn, batch_size: int, gain: float
 ) -> Iterator[tuple[range, np.ndarray]]:
     """(window indices, model outputs) batch after batch."""
     for first in range(0, plan.nb_windows, batch_size):
@@ -104,7 +152,7 @@ def _inferred(
 
 
 def separate_windows(
-    signal: np.ndarray,
+    signal: np.ndarray | StreamedSignal,
     plan: WindowPlan,
     infer: InferFn,
     *,

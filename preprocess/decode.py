@@ -151,7 +151,10 @@ class AudioReader:
     never has to be held whole at its own rate. ``info`` is the checked header;
     ``nb_frames`` counts what was decoded so far."""
 
-    def __init__(self, source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> None:
+    def __init__(
+        self, source: bytes | Path, limits: DecodeLimits = DecodeLimits(), *, log_properties: bool = True
+    ) -> None:
+        self._log_properties = log_properties  # once per request: a second pass over a file says nothing
         self._handle, nb_bytes = _open(source, limits)
         try:
             self.info = _checked_info(self._handle, nb_bytes, limits)
@@ -201,7 +204,8 @@ class AudioReader:
                 reason="truncated",
             )
         self.info = AudioInfo(**{**info.__dict__, "nb_frames": self.nb_frames})
-        log.info("input_audio %s", json.dumps(self.info.as_log_dict(), sort_keys=True))
+        if self._log_properties:
+            log.info("input_audio %s", json.dumps(self.info.as_log_dict(), sort_keys=True))
 
     def _raise_if_not_finite(self, block: np.ndarray) -> None:
         bad = ~np.isfinite(block)

@@ -1,10 +1,9 @@
-"""Turn decoded blocks into the model's input: stereo, at the model's rate, in one
-float32 buffer, with its peak. Only this buffer is ever whole: each decoded block is
-converted and dropped as it comes."""
+"""Turn decoded blocks into the model's input, block by block: stereo, at the model's
+rate. A first pass (``scan``) finds the input's peak and length; the second streams."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -12,32 +11,26 @@ from preprocess.channels import to_stereo
 from preprocess.resample import StreamResampler
 
 
-def ingest(
-    blocks: Iterable[np.ndarray], from_hz: int, to_hz: int, expected_frames: int
-) -> tuple[np.ndarray, float, list[str]]:
-    """``blocks`` of ``(n, channels)`` at ``from_hz`` -> ``(samples, 2)`` at ``to_hz``,
-    the peak absolute sample, and channel warnings (once). ``expected_frames`` (input
-    frames the header declares) sizes the buffer; it grows when the header was short."""
-    resampler = StreamResampler(from_hz, to_hz, 2)
-    signal = np.empty((max(round(expected_frames * to_hz / from_hz), 1), 2), np.float32)
-    position = 0
+def scan(blocks: Iterable[np.ndarray]) -> tuple[float, list[str]]:
+    """The peak absolute sample of decoded ``blocks`` ``(n, channels)``, and the channel
+    warnings (given once)."""
     peak = 0.0
-    warnings: list[str] = []
+    warnings: list[str] | None = None
     for block in blocks:
-        stereo, block_warnings = to_stereo(block)
-        if not warnings:
-            warnings = block_warnings
-        peak = max(peak, float(stereo.max()), -float(stereo.min()))
-        signal, position = _append(signal, position, resampler.push(stereo))
-    signal, position = _append(signal, position, resampler.push(np.zeros((0, 2), np.float32), last=True))
-    return signal[:position], peak, warnings
+        if warnings is None:
+            warnings = to_stereo(block[:1])[1]
+        peak = max(peak, float(block.max()), -float(block.min()))
+    return peak, warnings or []
 
 
-def _append(signal: np.ndarray, position: int, block: np.ndarray) -> tuple[np.ndarray, int]:
-    end = position + len(block)
-    if end > len(signal):
-        grown = np.empty((max(end, len(signal) + len(signal) // 4), 2), np.float32)
-        grown[:position] = signal[:position]
-        signal = grown
-    signal[position:end] = block
-    return signal, end
+def model_rate_blocks(blocks: Iterable[np.ndarray], from_hz: int, to_hz: int) -> Iterator[np.ndarray]:
+    """``blocks`` of ``(n, channels)`` at ``from_hz`` -> stereo ``(n', 2)`` blocks at
+    ``to_hz``, ``round(total * to_hz / from_hz)`` frames in all."""
+    resampler = StreamResampler(from_hz, to_hz, 2)
+    for block in blocks:
+        out = resampler.push(to_stereo(block)[0])
+        if len(out):
+            yield out
+    last = resampler.push(np.zeros((0, 2), np.float32), last=True)
+    if len(last):
+        yield last

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.chunk import WindowPlan, separate_windows
+from preprocess.chunk import StreamedSignal, WindowPlan, separate_windows
 from preprocess.decode import AudioInfo, AudioReader, DecodeLimits
-from preprocess.ingest import ingest
+from preprocess.ingest import model_rate_blocks, scan
 from preprocess.normalize import clipping_warnings, normalization_gain
 from server.backends.base import Backend
 from stemserve.options import SeparationOptions
@@ -67,15 +67,13 @@ def separate(
     started = time.perf_counter()
     spec = backend.spec
     preset = resolve(options.stems, spec.stems, spec.name)
-    with AudioReader(source, limits) as reader:
-        # (samples, channels) at the model's rate
-        signal, input_peak, warnings = ingest(
-            reader.blocks(), reader.info.sample_rate_hz, spec.sample_rate_hz, reader.info.nb_frames
-        )
+    with AudioReader(source, limits) as reader:  # first pass: validate, measure
+        input_peak, warnings = scan(reader.blocks())
         info = reader.info
     gain = normalization_gain(input_peak) if options.normalize else 1.0
     overlap = spec.default_overlap if options.overlap is None else options.overlap
-    plan = WindowPlan.for_fraction(len(signal), spec.segment_samples, overlap)
+    nb_samples = round(info.nb_frames * spec.sample_rate_hz / info.sample_rate_hz)
+    plan = WindowPlan.for_fraction(nb_samples, spec.segment_samples, overlap)
     if info.duration_s < SHORT_INPUT_S:
         warnings.append(
             f"short input: {info.duration_s:.3f} s is under {SHORT_INPUT_S:g} s; the model has little context"
@@ -89,7 +87,12 @@ def separate(
         nb_out_frames=round(info.nb_frames * out_rate / info.sample_rate_hz),
         options=options.encode,
     )
+    reader = AudioReader(source, limits, log_properties=False)  # second pass: stream
     try:
+        # (samples, channels) at the model's rate, held a window or two at a time
+        signal = StreamedSignal(
+            model_rate_blocks(reader.blocks(), info.sample_rate_hz, spec.sample_rate_hz), nb_samples
+        )
         undo = np.float32(1.0 / gain)  # exact: the gain is a power of two
         position = 0
         residual_energy = mix_energy = 0.0
@@ -108,10 +111,13 @@ def separate(
             mix_energy += float(np.vdot(sparse_mix, sparse_mix))
             sink.put(preset.apply(model_stems, mix))
             position += n
+            signal.release(position)
         final = sink.commit()
     except BaseException:
         sink.abort()
         raise
+    finally:
+        reader.close()
     warnings += clipping_warnings({name: w.peak for name, w in sink.writers.items()})
     if mix_energy > 0 and residual_energy > LOW_CONFIDENCE_RESIDUAL * mix_energy:
         warnings.append(
