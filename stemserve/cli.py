@@ -1,4 +1,4 @@
-"""The ``stemserve`` command line: ``separate``, ``models``, ``serve`` (with the server extra) and ``triton`` (with the triton extra)."""
+"""The ``stemserve`` command line: ``separate``, ``models``, ``serve`` and ``triton``."""
 
 from __future__ import annotations
 
