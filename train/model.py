@@ -101,6 +101,21 @@ class MaskNet(nn.Module):
         return weights / weights.sum(dim=1, keepdim=True)
 
 
+@torch.no_grad()
+def copy_stem_head(masknet: MaskNet, source: int, target: int) -> None:
+    """Give stem ``target`` the head of stem ``source``: both then get equal masks, and
+    training separates them again. Revives a head whose softmax share collapsed to zero."""
+    rank = masknet.config.head_rank
+    src, dst = slice(source * rank, (source + 1) * rank), slice(target * rank, (target + 1) * rank)
+    masknet.head_in.weight[dst] = masknet.head_in.weight[src]
+    masknet.head_in.bias[dst] = masknet.head_in.bias[src]
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(masknet.head_norm, name)[dst] = getattr(masknet.head_norm, name)[src]
+    masknet.head_out[target] = masknet.head_out[source]
+    masknet.head_bias[:, target] = masknet.head_bias[:, source]
+    masknet.skip_scale[:, target] = masknet.skip_scale[:, source]
+
+
 class Separator(nn.Module):
     """Waveform model: ``mix (batch, channels, samples)`` -> ``stems (batch, stems, channels, samples)``."""
 

@@ -6,7 +6,7 @@ from ``latest.pt``. Batch ``step`` draws its data from ``default_rng([seed, step
 resumed run sees the same data it would have seen without the interruption.
 
 Loss: L1 between masked mixture spectra and the target stem spectra (complex difference
-plus magnitude difference), normalized by the mix level of each example. Validation: plain
+plus magnitude difference), in units of each example's mix level. Validation: plain
 SDR per stem on whole held-out songs through the waveform (export) path.
 """
 
@@ -23,7 +23,7 @@ import torch
 
 from train.dataset import RemixSampler, SongCache
 from train.metrics import sdr_db, stem_is_active
-from train.model import STEMS, ModelConfig, Separator
+from train.model import STEMS, ModelConfig, Separator, copy_stem_head
 from train.stft import sqrt_hann
 
 log = logging.getLogger("train")
@@ -51,8 +51,8 @@ def random_tilt(shape: tuple[int, int], config: ModelConfig, rng: np.random.Gene
 
 
 def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor) -> torch.Tensor:
-    """L1 on real and imaginary parts plus L1 on magnitudes of the masked mix, normalized
-    by each example's mix level. Masks are real, so |mask * mix| = mask * |mix|."""
+    """L1 on real and imaginary parts plus L1 on magnitudes of the masked mix, in units of
+    each example's mix level. Masks are real, so |mask * mix| = mask * |mix|."""
     cfg = model.config
     with torch.no_grad():
         real, imag = stem_spectra(stems, cfg)  # each (batch, stems, channels, bins, frames)
@@ -127,6 +127,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--valid-songs", type=int, default=12)
     parser.add_argument("--save-every", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start a new run from this checkpoint's weights (fine-tuning)")
+    parser.add_argument("--copy-head", action="append", default=[], metavar="SOURCE:TARGET",
+                        help="with --init: restart stem TARGET's head from stem SOURCE's (e.g. other:piano)")
     parser.add_argument("--hidden", type=int, default=ModelConfig.hidden)
     parser.add_argument("--head-rank", type=int, default=ModelConfig.head_rank)
     return parser
@@ -159,7 +163,15 @@ def train(args: argparse.Namespace) -> None:
         best = float(state.get("best_sdr", -math.inf))
         log.info("resuming from %s at step %d", latest, step)
     else:
-        model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank)).train()
+        if args.init is not None:
+            model = load_separator(args.init)[0].train()
+            log.info("weights initialized from %s", args.init)
+            for pair in args.copy_head:
+                source, target = (STEMS.index(name) for name in pair.split(":"))
+                copy_stem_head(model.masknet, source, target)
+                log.info("stem head %s copied to %s", *pair.split(":"))
+        else:
+            model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank)).train()
         step, best, state = 0, -math.inf, {}
         log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
