@@ -35,12 +35,6 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tensorrt", action="store_true", help="build a TensorRT engine (needs the tensorrt package and a GPU)"
     )
-    parser.add_argument(
-        "--backend",
-        choices=("onnxruntime", "python"),
-        default="onnxruntime",
-        help="python: the CPU Triton variant running the ONNX file in ONNX Runtime from a python-backend model",
-    )
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument(
         "--threads", type=int, default=0, help="ONNX Runtime threads for the parity check (0: all cores)"
@@ -62,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
             model_name=args.name,
             precision=args.precision,
             tensorrt=args.tensorrt,
-            backend=args.backend,
             max_batch_size=args.max_batch_size,
             threads=args.threads,
         )

@@ -48,7 +48,6 @@ class ExportConfig:
     model_name: str = ""  # defaults to the architecture name
     precision: Literal["fp32", "fp16"] = "fp32"
     tensorrt: bool = False
-    backend: Literal["onnxruntime", "python"] = "onnxruntime"
     max_batch_size: int = 8
     parity_batch: int = 2
     tolerance: float = PARITY_TOLERANCE
@@ -60,10 +59,6 @@ class ExportConfig:
             raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, not {self.architecture!r}")
         if self.precision not in ("fp32", "fp16"):
             raise ValueError(f"precision must be fp32 or fp16, not {self.precision!r}")
-        if self.backend not in ("onnxruntime", "python"):
-            raise ValueError(f"backend must be onnxruntime or python, not {self.backend!r}")
-        if self.tensorrt and self.backend == "python":
-            raise ValueError("--tensorrt builds a tensorrt_plan model, not a python-backend one")
         if self.max_batch_size < 1 or self.parity_batch < 1:
             raise ValueError("max_batch_size and parity_batch must be >= 1")
 
@@ -148,7 +143,8 @@ def run_export(config: ExportConfig) -> ExportResult:
         )
         if not parity.passed:
             raise ExportError(parity.line(config.name))
-        model_file, backend, sdr = fp32_path, _backend(config), None
+        model_file, sdr = fp32_path, None
+        backend: Backend = "tensorrt" if config.tensorrt else "onnxruntime"
         if config.precision == "fp16" and not config.tensorrt:
             model_file = convert_fp16(fp32_path, Path(scratch) / "model_fp16.onnx")
             sdr = tuple(float(v) for v in compare_fp16(fp32_path, model_file, segment_samples))
@@ -172,10 +168,6 @@ def run_export(config: ExportConfig) -> ExportResult:
         )
         folder = write_model_folder(config.repository, spec, model_file, backend)
     return ExportResult(folder=folder, stems=checkpoint.stems, parity=parity, fp16_sdr_db=sdr)
-
-
-def _backend(config: ExportConfig) -> Backend:
-    return "tensorrt" if config.tensorrt else config.backend
 
 
 def describe_sdr(stems: tuple[str, ...], sdr_db: tuple[float, ...]) -> str:

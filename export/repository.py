@@ -3,8 +3,9 @@
 ``<repository>/<name>/config.pbtxt`` and ``<repository>/<name>/1/model.onnx`` (or
 ``model.plan``). The metadata is rendered by :mod:`stemserve.model_config` from one
 ``ModelSpec``; this module adds what the export needs around it: the ``model_warmup``
-block, the TensorRT platform, and the CPU variant for the Triton server that runs here
-(python backend executing the same ONNX file in ONNX Runtime, dynamic batching kept).
+block and the TensorRT platform. The CPU variant for the Triton server that runs here
+(python backend, the same ONNX file in ONNX Runtime) is generated from this folder by
+``server/triton/repository.py``, like every model's.
 """
 
 from __future__ import annotations
@@ -29,15 +30,13 @@ logger = logging.getLogger(__name__)
 
 VERSION = "1"
 PLAN_NAME = "model.plan"
-PYTHON_MODEL_NAME = "model.py"
-PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
 VERSION_HASH_CHARS = 12
 # ONNX Runtime session settings carried in config.pbtxt: without prepacking a session keeps
 # one copy of the weights instead of two.
 ONNXRUNTIME_CONFIG = {"session.disable_prepacking": "1"}
 
-Backend = Literal["onnxruntime", "python", "tensorrt"]
-_PLATFORM = {"onnxruntime": "onnxruntime_onnx", "python": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
+Backend = Literal["onnxruntime", "tensorrt"]
+_PLATFORM = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
 
 
 def model_spec(
@@ -83,10 +82,7 @@ def warmup_block(spec: ModelSpec) -> str:
 def render_model_config(spec: ModelSpec, backend: Backend = "onnxruntime") -> str:
     """config.pbtxt for ``backend``; every variant carries the same parameters."""
     kind = "KIND_GPU" if backend == "tensorrt" else "KIND_CPU"
-    text = render_config(spec, kind=kind)
-    if backend == "python":
-        text = text.replace(f'platform: "{spec.platform}"', 'backend: "python"', 1)
-    return text + warmup_block(spec)
+    return render_config(spec, kind=kind) + warmup_block(spec)
 
 
 def _install(source: Path, target: Path) -> None:
@@ -108,12 +104,10 @@ def write_model_folder(
     folder = Path(repository) / spec.name
     version_dir = folder / VERSION
     file_name = PLAN_NAME if backend == "tensorrt" else ONNX_NAME
-    for stale in (ONNX_NAME, PLAN_NAME, PYTHON_MODEL_NAME):  # files of another backend
+    for stale in (ONNX_NAME, PLAN_NAME):  # the file of another backend
         if stale != file_name and (version_dir / stale).exists():
             (version_dir / stale).unlink()
     _install(model_file, version_dir / file_name)
-    if backend == "python":
-        _install(PYTHON_MODEL_SOURCE, version_dir / PYTHON_MODEL_NAME)
     config = render_model_config(spec, backend) + extra_config
     temporary = folder / (CONFIG_NAME + ".tmp")
     temporary.write_text(config)

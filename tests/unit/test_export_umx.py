@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from export.architectures import ARCHITECTURES
 from export.checkpoints import load_checkpoint
 from export.exporter import ExportConfig, build_graph, run_export
 from export.onnx_export import open_session, parity_signal
-from export.repository import model_spec, render_model_config, write_model_folder
-from stemserve.model_config import load_model, parse_pbtxt, spec_from_config
+from stemserve.model_config import load_model
 from tests.unit import export_fixtures
 from tests.unit.export_fixtures import small_umx
 
@@ -60,25 +57,3 @@ def test_graph_matches_separator_with_a_silent_start(umxhq_folder: Path) -> None
     mix[..., : segment // 3] = 0.0  # exact zeros in the STFT
     with torch.no_grad():
         assert (graph(mix) - separator(mix)).abs().max().item() < 1e-5
-
-
-def test_python_backend_variant_has_the_same_metadata(tmp_path: Path) -> None:
-    model_file = tmp_path / "model.onnx"
-    model_file.write_bytes(b"stand-in model bytes")
-    spec = model_spec(
-        name="umxl",
-        architecture=ARCHITECTURES["umxl"],
-        stems=("vocals", "drums", "bass", "other"),
-        segment_samples=920_576,
-        model_file=model_file,
-    )
-    folder = write_model_folder(tmp_path / "repo", spec, model_file, backend="python")
-    text = (folder / "config.pbtxt").read_text()
-    config = parse_pbtxt(text)
-    assert config["backend"] == ["python"] and "platform" not in config
-    assert spec_from_config(config).license == "CC BY-NC-SA 4.0 (open-unmix umxl weights)"
-    variant = spec_from_config(config)
-    assert variant.platform == "python"  # spec_from_config reads the backend line
-    reference = spec_from_config(parse_pbtxt(render_model_config(spec)))
-    assert dataclasses.replace(variant, platform=reference.platform) == reference
-    assert (folder / "1" / "model.py").is_file() and (folder / "1" / "model.onnx").is_file()
