@@ -93,7 +93,7 @@ def table_rows(summary: dict) -> list[dict]:
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Separation quality of stemserve-small, with targets.")
-    parser.add_argument("--songs", type=int, default=6, help="clips per set")
+    parser.add_argument("--songs", type=int, default=4, help="clips per set")
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--soundfont", type=Path, default=EVAL_SOUNDFONT)
     parser.add_argument("--listen", type=int, default=2, help="clips per set in the listening report")

@@ -28,7 +28,7 @@ HELD_OUT_FIRST_SEED = 5_000_000
 CORPUS_PIECES = (
     ("schubert/Lindenbaum.xml", "lied"),
     ("bach/bwv66.6", "chorale"),
-    ("schumann_clara/opus17/movement1.mxl", "piano trio"),
+    ("schumann_clara/opus17/movement3.xml", "piano trio"),
     ("beethoven/opus18no1/movement1.mxl", "string quartet"),
     ("monteverdi/madrigal.3.1.mxl", "madrigal"),
     ("bach/bwv4.8", "chorale"),
