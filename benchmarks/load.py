@@ -27,11 +27,11 @@ from pathlib import Path
 import grpc
 
 from benchmarks import report
-from benchmarks.triton_batching import song_wav
 from client import StemserveClient
 from client.client import RemoteError
 from server.serve_process import free_port, start_serve_process
 from server.triton.process import TritonConfig, TritonProcess
+from stemserve.example import example_wav_bytes
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
 from stemserve.settings import Settings
 
@@ -75,7 +75,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     repo = Settings.load({"model_repository": args.model_repository}).model_repository
-    songs = [song_wav(args.song_seconds, seed) for seed in range(8)]
+    songs = [example_wav_bytes(args.song_seconds, seed) for seed in range(8)]
     options = SeparationOptions(stems=4, model=args.model)
     outcomes: collections.Counter[str] = collections.Counter()
     latencies: list[float] = []

@@ -19,11 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 from benchmarks import report
-from stemserve.example import SAMPLE_RATE_HZ, make_song
+from stemserve.example import SAMPLE_RATE_HZ, example_mix
 from stemserve.options import DEFAULT_MODEL
 
 AUDIO = Path(__file__).resolve().parent / "audio"
@@ -37,8 +36,7 @@ def long_song(minutes: int) -> Path:
     if path.exists():
         return path
     AUDIO.mkdir(parents=True, exist_ok=True)
-    minute = sum(make_song(60.0, seed=3).values())
-    minute *= 0.8 / float(np.abs(minute).max())
+    minute = example_mix(60.0, seed=3)
     partial = path.with_suffix(".partial")
     with sf.SoundFile(partial, "w", SAMPLE_RATE_HZ, 2, subtype="PCM_16", format="WAV") as handle:
         for _ in range(minutes):

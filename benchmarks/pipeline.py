@@ -10,7 +10,6 @@ most 10 % with the default model (median of the repeats).
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import statistics
 import sys
@@ -19,11 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from benchmarks import report
 from server.backends.local import LocalBackend
-from stemserve.example import SAMPLE_RATE_HZ, make_song
+from stemserve.example import example_wav_bytes
 from stemserve.model_config import load_model
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
 from stemserve.pipeline import separate
@@ -50,11 +48,7 @@ class TimedBackend:
 
 
 def song_wav(minutes: float, seed: int = 1) -> bytes:
-    mix = sum(make_song(minutes * 60, seed).values())
-    mix *= 0.8 / float(np.abs(mix).max())
-    buffer = io.BytesIO()
-    sf.write(buffer, mix, SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
+    return example_wav_bytes(minutes * 60, seed)
 
 
 def get_parser() -> argparse.ArgumentParser:

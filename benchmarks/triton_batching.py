@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
 import re
 import statistics
@@ -29,12 +28,12 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from benchmarks import report
 from server.backends.triton import TritonBackend, TritonClientConfig
 from server.triton.process import TritonConfig, TritonProcess
 from server.triton.repository import CpuVariantOptions
+from stemserve.example import example_wav_bytes
 from stemserve.model_config import ModelSpec, file_sha256, list_model_names, load_model, render_config
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
 from stemserve.pipeline import separate
@@ -102,16 +101,6 @@ def write_mlp_mask_model(
         max_batch_size=8,
     )
     (folder / "config.pbtxt").write_text(render_config(spec))
-
-
-def song_wav(seconds: float, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SAMPLE_RATE_HZ)) / SAMPLE_RATE_HZ
-    tones = sum(0.1 * np.sin(2 * np.pi * f * t) for f in rng.uniform(80, 4000, size=6))
-    mix = np.stack([tones, np.roll(tones, 7)], axis=1) + 0.01 * rng.standard_normal((len(t), 2))
-    buffer = io.BytesIO()
-    sf.write(buffer, mix.astype(np.float32), SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def counters(metrics_url: str, model: str) -> dict[str, float]:
@@ -223,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.synthetic or model not in list_model_names(repository):
             repository, model = Path(work) / "models", SYNTHETIC
             write_mlp_mask_model(repository, segment=args.segment)
-        songs = [song_wav(args.seconds, seed) for seed in range(args.songs)]
+        songs = [example_wav_bytes(args.seconds, seed) for seed in range(args.songs)]
         configs = {
             label: TritonConfig(
                 model_repository=repository,

@@ -14,7 +14,6 @@ architecture asked for is an error; nothing is downloaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -29,6 +28,7 @@ from torch import nn
 from export.architectures import Architecture, get_architecture, umx_max_bin
 from export.errors import ArchitectureMismatchError, CheckpointError, ChecksumMismatchError
 from export.packages import demucs_module, openunmix_model
+from stemserve.model_config import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +59,7 @@ def verify_name_checksum(path: Path) -> None:
     if match is None:
         return
     expected = match.group("hash")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    actual = digest.hexdigest()[: len(expected)]
+    actual = file_sha256(path)[: len(expected)]
     if actual != expected:
         raise ChecksumMismatchError(
             f"{path.name}: sha256 must start with {expected} as its name says, got {actual} (corrupt or renamed file)"

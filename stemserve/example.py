@@ -7,6 +7,7 @@ a bass line, piano-like chords and a sung vowel melody, in stereo.
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,21 @@ def _formants(hz: float, peaks: tuple[tuple[float, float], ...] = ((700.0, 130.0
     return float(sum(1.0 / (1.0 + ((hz - f) / bw) ** 2) for f, bw in peaks)) + 0.02
 
 
-def write_example(path: Path, seconds: float = 20.0, seed: int = 0) -> Path:
+def example_mix(seconds: float = 20.0, seed: int = 0) -> np.ndarray:
+    """The sum of the stems, peaking at 0.8: ``(frames, 2)`` float32."""
     mix = sum(make_song(seconds, seed).values())
-    mix *= 0.8 / max(float(np.abs(mix).max()), 1e-9)
-    sf.write(path, mix, SAMPLE_RATE_HZ, subtype="PCM_16")
+    return (mix * (0.8 / max(float(np.abs(mix).max()), 1e-9))).astype(np.float32)
+
+
+def example_wav_bytes(seconds: float = 20.0, seed: int = 0) -> bytes:
+    """The example song as a 16-bit wav file's bytes."""
+    buffer = io.BytesIO()
+    sf.write(buffer, example_mix(seconds, seed), SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def write_example(path: Path, seconds: float = 20.0, seed: int = 0) -> Path:
+    sf.write(path, example_mix(seconds, seed), SAMPLE_RATE_HZ, subtype="PCM_16")
     return path
 
 

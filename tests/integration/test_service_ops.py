@@ -26,6 +26,7 @@ from preprocess.chunk import WindowPlan
 from server.app import create_server
 from server.metrics import ServiceMetrics, start_metrics_server
 from server.models import ModelPool, local_backends
+from server.serve_process import free_port
 from stemserve.cli import main
 from stemserve.errors import InvalidOptionError
 from stemserve.options import SeparationOptions
@@ -161,12 +162,6 @@ def test_metrics_endpoint_values_and_promtool(tmp_path, start_server):
         pytest.fail("promtool is needed to check the exposition (Debian package prometheus)")
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_serve_command_serves_until_sigterm(tmp_path, repo):
