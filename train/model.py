@@ -31,6 +31,7 @@ class ModelConfig:
     head_rank: int = 96
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     kernel_size: int = 5
+    local_width: int = 0  # channels of the frequency-local branch; 0: none (the first models)
 
     def __post_init__(self) -> None:
         if self.n_fft != 2 * self.hop:
@@ -62,6 +63,29 @@ class SeparableBlock(nn.Module):
         return x + self.pointwise2(y)
 
 
+class LocalBranch(nn.Module):
+    """Per-bin evidence from the bins and frames around each bin: two small 2-D convolutions
+    over the normalized log magnitudes give per-stem logits for every channel and bin. The
+    temporal net sees whole frames through one projection and cannot tell a piano partial
+    from a guitar's; local spectral shape (harmonic spacing, onsets) can. The output layer
+    starts at zero, so a trained model extended with the branch starts where it was."""
+
+    def __init__(self, nb_channels: int, nb_stems: int, width: int) -> None:
+        super().__init__()
+        self.nb_stems = nb_stems
+        self.conv1 = nn.Conv2d(nb_channels, width, (5, 3), padding=(2, 1))
+        self.conv2 = nn.Conv2d(width, width, 3, padding=2, dilation=2)
+        self.out = nn.Conv2d(width, nb_stems * nb_channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, bins, frames)`` -> logits ``(batch, stems, channels * bins, frames)``."""
+        batch, channels, bins, frames = x.shape
+        h = F.gelu(self.conv2(F.gelu(self.conv1(x))))
+        return self.out(h).view(batch, self.nb_stems, channels * bins, frames)
+
+
 class MaskNet(nn.Module):
     """Log-magnitude frames of the mix -> softmax masks per stem, channel and bin."""
 
@@ -84,6 +108,8 @@ class MaskNet(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(1, config.nb_stems, features, 1))
         # a direct per-bin path from the input, so masks see bin-level detail
         self.skip_scale = nn.Parameter(torch.zeros(1, config.nb_stems, features, 1))
+        self.local = (LocalBranch(config.nb_channels, config.nb_stems, config.local_width)
+                      if config.local_width else None)
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         """``(batch, channels * bins, frames)`` -> masks ``(batch, stems, channels * bins, frames)``."""
@@ -96,6 +122,8 @@ class MaskNet(nn.Module):
         h = h.view(batch, self.config.nb_stems, self.config.head_rank, frames)  # (batch, stems, rank, frames)
         logits = torch.matmul(self.head_out, h) + self.head_bias  # (batch, stems, features, frames)
         logits = logits + self.skip_scale * x.unsqueeze(1)  # (batch, stems, features, frames)
+        if self.local is not None:
+            logits = logits + self.local(x.view(batch, self.config.nb_channels, self.config.nb_bins, frames))
         # softmax across stems, written out: ONNX Runtime's Softmax on a middle axis is slow
         weights = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
         return weights / weights.sum(dim=1, keepdim=True)

@@ -103,12 +103,21 @@ def save(path: Path, model: Separator, optimizer: torch.optim.Optimizer | None, 
     tmp.rename(path)
 
 
-def load_separator(path: Path) -> tuple[Separator, dict]:
+def load_separator(path: Path, **changes: int) -> tuple[Separator, dict]:
+    """The checkpoint's model; ``changes`` (e.g. ``local_width=8``) may only add the local
+    branch, which then starts at zero, so the model's output is unchanged."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
-    model = Separator(ModelConfig(**config))
-    model.load_state_dict(state["model"])
+    width = config.get("local_width", 0)
+    if set(changes) - {"local_width"} or (width and changes.get("local_width", width) != width):
+        raise ValueError(f"a checkpoint can only gain a local branch it lacks, got changes {changes} "
+                         f"for local_width {config.get('local_width', 0)}")
+    model = Separator(ModelConfig(**{**config, **changes}))
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    added = not config.get("local_width", 0) and changes.get("local_width", 0)
+    if unexpected or any(not (added and key.startswith("masknet.local.")) for key in missing):
+        raise ValueError(f"checkpoint {path} does not fit its config: missing {missing}, unexpected {unexpected}")
     return model.eval(), state
 
 
@@ -133,6 +142,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="with --init: restart stem TARGET's head from stem SOURCE's (e.g. other:piano)")
     parser.add_argument("--hidden", type=int, default=ModelConfig.hidden)
     parser.add_argument("--head-rank", type=int, default=ModelConfig.head_rank)
+    parser.add_argument("--local-width", type=int, default=ModelConfig.local_width,
+                        help="channels of the frequency-local branch (0: none); with --init, adds it")
     return parser
 
 
@@ -164,14 +175,16 @@ def train(args: argparse.Namespace) -> None:
         log.info("resuming from %s at step %d", latest, step)
     else:
         if args.init is not None:
-            model = load_separator(args.init)[0].train()
+            extend = {"local_width": args.local_width} if args.local_width else {}
+            model = load_separator(args.init, **extend)[0].train()
             log.info("weights initialized from %s", args.init)
             for pair in args.copy_head:
                 source, target = (STEMS.index(name) for name in pair.split(":"))
                 copy_stem_head(model.masknet, source, target)
                 log.info("stem head %s copied to %s", *pair.split(":"))
         else:
-            model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank)).train()
+            model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank,
+                                          local_width=args.local_width)).train()
         step, best, state = 0, -math.inf, {}
         log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

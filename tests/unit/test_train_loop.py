@@ -43,3 +43,29 @@ def test_learning_rate_warms_up_then_halves() -> None:
     assert learning_rate(0, 1e-3, 10, 100) == pytest.approx(1e-4)
     assert learning_rate(9, 1e-3, 10, 100) == pytest.approx(1e-3 * 0.5 ** 0.09)
     assert learning_rate(100, 1e-3, 10, 100) == pytest.approx(5e-4)
+
+
+def test_a_checkpoint_gains_a_local_branch_that_starts_silent(tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache")
+    main(_args(tmp_path / "plain", cache, 2))
+    checkpoint = tmp_path / "plain" / "latest.pt"
+    plain, _ = load_separator(checkpoint)
+    extended, _ = load_separator(checkpoint, local_width=3)
+    assert plain.masknet.local is None and extended.masknet.local is not None
+    mix = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 2, 4000)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.equal(plain(mix), extended(mix))
+    with pytest.raises(ValueError, match="only gain a local branch"):
+        load_separator(checkpoint, hidden=4)
+
+
+def test_fine_tuning_with_a_local_branch_trains_it(tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache")
+    main(_args(tmp_path / "plain", cache, 1))
+    main([*_args(tmp_path / "tuned", cache, 2), "--init", str(tmp_path / "plain" / "latest.pt"),
+          "--local-width", "3"])
+    tuned, _ = load_separator(tmp_path / "tuned" / "latest.pt")
+    assert tuned.config.local_width == 3
+    assert tuned.masknet.local.out.weight.abs().max() > 0  # it moved away from its zero start
+    with pytest.raises(ValueError, match="only gain a local branch"):
+        load_separator(tmp_path / "tuned" / "latest.pt", local_width=5)

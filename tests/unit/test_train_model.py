@@ -8,6 +8,7 @@ from train.export_onnx import export_onnx, max_parity_error
 from train.model import STEMS, ModelConfig, Separator
 
 TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
+TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=3)
 
 
 def _trained_looking(model: Separator) -> Separator:
@@ -44,12 +45,25 @@ def test_stems_sum_to_the_mix(nb_samples: int) -> None:
     assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
 
 
-def test_onnx_export_matches_pytorch(tmp_path) -> None:
-    model = _trained_looking(Separator(TINY))
+@pytest.mark.parametrize("config", [TINY, TINY_LOCAL], ids=["temporal", "with-local-branch"])
+def test_onnx_export_matches_pytorch(tmp_path, config: ModelConfig) -> None:
+    model = _trained_looking(Separator(config))
     path = tmp_path / "model.onnx"
     export_onnx(model, path, segment_samples=4096)
     mix = np.random.default_rng(2).standard_normal((3, 2, 4096)).astype(np.float32)
     assert max_parity_error(model, path, mix) < 1e-5
+
+
+def test_local_branch_changes_the_masks_per_bin() -> None:
+    model = _trained_looking(Separator(TINY_LOCAL))
+    magnitude = torch.rand(1, 2 * TINY.nb_bins, 20) * 10
+    with torch.no_grad():
+        with_branch = model.masknet(magnitude)
+        model.masknet.local.out.weight.zero_()
+        model.masknet.local.out.bias.zero_()
+        without = model.masknet(magnitude)
+    assert (with_branch - without).abs().max() > 0.05
+    assert torch.allclose(with_branch.sum(dim=1), torch.ones(1, 2 * TINY.nb_bins, 20), atol=1e-6)
 
 
 def test_config_rejects_bad_hop_and_stem_count() -> None:
