@@ -29,7 +29,7 @@ import grpc
 from benchmarks import report
 from client import StemserveClient
 from client.client import RemoteError
-from server.serve_process import free_port, start_serve_process
+from server.serve_process import free_port, serve_process
 from server.triton.process import TritonConfig, TritonProcess
 from stemserve.example import example_wav_bytes
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
@@ -99,44 +99,42 @@ def main(argv: list[str] | None = None) -> int:
             "--max-songs-in-flight",
             str(args.max_in_flight),
         ]
-        front = start_serve_process(repo, port, serve_args)
-        started = time.monotonic()
+        with serve_process(repo, port, serve_args) as front:
+            started = time.monotonic()
 
-        def client_loop(index: int) -> None:
-            with StemserveClient(f"127.0.0.1:{port}") as client, tempfile.TemporaryDirectory() as out:
-                turn = index
-                while not stop.is_set():
-                    with lock:
-                        if sum(outcomes.values()) >= args.max_requests:
-                            return
-                    t0 = time.monotonic()
-                    try:
-                        client.separate(songs[turn % len(songs)], Path(out), options, timeout_s=120)
-                        code = "OK"
-                    except RemoteError as exc:
-                        code = exc.code.name
-                    with lock:
-                        outcomes[code] += 1
-                        if code == "OK":
-                            latencies.append(time.monotonic() - t0)
-                    if code == grpc.StatusCode.RESOURCE_EXHAUSTED.name:
-                        time.sleep(0.2)  # back off as a well-behaved client does
-                    turn += 1
+            def client_loop(index: int) -> None:
+                with StemserveClient(f"127.0.0.1:{port}") as client, tempfile.TemporaryDirectory() as out:
+                    turn = index
+                    while not stop.is_set():
+                        with lock:
+                            if sum(outcomes.values()) >= args.max_requests:
+                                return
+                        t0 = time.monotonic()
+                        try:
+                            client.separate(songs[turn % len(songs)], Path(out), options, timeout_s=120)
+                            code = "OK"
+                        except RemoteError as exc:
+                            code = exc.code.name
+                        with lock:
+                            outcomes[code] += 1
+                            if code == "OK":
+                                latencies.append(time.monotonic() - t0)
+                        if code == grpc.StatusCode.RESOURCE_EXHAUSTED.name:
+                            time.sleep(0.2)  # back off as a well-behaved client does
+                        turn += 1
 
-        def sampler() -> None:
-            while not stop.wait(1.0):
-                samples.append((time.monotonic() - started, tree_rss_mb(front.pid), tree_rss_mb(triton_pid)))
+            def sampler() -> None:
+                while not stop.wait(1.0):
+                    samples.append((time.monotonic() - started, tree_rss_mb(front.pid), tree_rss_mb(triton_pid)))
 
-        threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
-        threads.append(threading.Thread(target=sampler))
-        for thread in threads:
-            thread.start()
-        stop.wait(args.duration)
-        stop.set()
-        for thread in threads:
-            thread.join(180)
-        front.terminate()
-        front.wait(60)
+            threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
+            threads.append(threading.Thread(target=sampler))
+            for thread in threads:
+                thread.start()
+            stop.wait(args.duration)
+            stop.set()
+            for thread in threads:
+                thread.join(180)
     third = max(len(samples) // 3, 1)
     middle, last = samples[third : 2 * third], samples[2 * third :]
 

@@ -20,24 +20,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks import report
 from benchmarks.pipeline import song_wav
 from client import StemserveClient
 from server.backends.local import LocalBackend
+from server.serve_process import free_port, serve_process
 from stemserve.model_config import load_model
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
 from stemserve.pipeline import separate
@@ -46,38 +39,6 @@ from stemserve.settings import Settings
 log = logging.getLogger(__name__)
 TARGET_OVERHEAD = 0.05
 TARGET_GRPC_S = 10.0
-
-
-@contextmanager
-def serving(settings: Settings, startup_timeout_s: float = 300.0) -> Iterator[int]:
-    """``stemserve serve`` in a child process; its port once health says SERVING."""
-    with socket.socket() as probe:
-        probe.bind((settings.host, 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "stemserve.cli", "--model-repository", str(settings.model_repository),
-               "serve", "--host", settings.host, "--port", str(port), "--metrics-port", "0",
-               "--models", settings.models, "--cache-dir", str(settings.cache_dir), "--cache-max-bytes", "0"]
-    process = subprocess.Popen(command)
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        with grpc.insecure_channel(f"{settings.host}:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"stemserve serve exited with {process.returncode}")
-                try:
-                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"stemserve serve was not SERVING after {startup_timeout_s:.0f} s")
-                time.sleep(0.2)
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -106,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         local = LocalBackend(load_model(settings.model_repository, args.model),
                              intra_op_threads=settings.intra_op_threads)
         local.warm_up()
-        with serving(settings) as port, StemserveClient(f"127.0.0.1:{port}") as client:
+        port = free_port()
+        serve_args = ["--models", args.model, "--cache-dir", str(settings.cache_dir), "--cache-max-bytes", "0"]
+        with (serve_process(settings.model_repository, port, serve_args, timeout_s=300.0),
+              StemserveClient(f"127.0.0.1:{port}") as client):
             runs = {
                 "in_process": lambda out: separate(song, out, local, options).runtime_seconds,
                 "grpc": lambda out: client.separate(song, out, options).summary["runtime_seconds"],

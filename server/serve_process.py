@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -65,3 +66,18 @@ def start_serve_process(
         time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"stemserve serve did not answer on port {port} within {timeout_s:g} s")
+
+
+@contextmanager
+def serve_process(repository: Path, port: int, serve_args: Sequence[str] = (), **kwargs) -> Iterator[subprocess.Popen]:
+    """:func:`start_serve_process`, stopped gracefully (SIGTERM) on exit, killed if it hangs."""
+    process = start_serve_process(repository, port, serve_args, **kwargs)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -21,7 +21,7 @@ from prometheus_client import generate_latest
 from client import StemserveClient
 from client.client import RemoteError
 from server.cache import RESULT_NAME, WORK_PREFIX, ResultCache
-from server.serve_process import free_port, start_serve_process
+from server.serve_process import free_port, serve_process, start_serve_process
 from stemserve.options import SeparationOptions
 from tests.integration import test_service_support as support
 from tests.integration.test_service_support import KEYS, client_for, wav_bytes, write_keys
@@ -31,7 +31,7 @@ start_server = support.start_server  # the fixture, shared
 SPLIT5 = SeparationOptions(stems=4, model="split5")
 
 
-def serve_process(repo: Path, cache_dir: Path, port: int) -> subprocess.Popen:
+def start_split5(repo: Path, cache_dir: Path, port: int) -> subprocess.Popen:
     serve_args = ["--models", "split5", "--cache-dir", str(cache_dir)]
     return start_serve_process(repo, port, serve_args, env={**os.environ, "STEMSERVE_INTRA_OP_THREADS": "1"})
 
@@ -47,7 +47,7 @@ def assert_complete_entry(entry: Path) -> None:
 def test_sigkill_while_writing_cache_entries_loses_nothing_complete(tmp_path, repo):
     cache_dir, port = tmp_path / "cache", free_port()
     songs = [wav_bytes(seconds=2.0 + 0.5 * i, seed=i) for i in range(6)]
-    process = serve_process(repo, cache_dir, port)
+    process = start_split5(repo, cache_dir, port)
     finished: list[int] = []
 
     def send(index: int) -> None:
@@ -71,7 +71,7 @@ def test_sigkill_while_writing_cache_entries_loses_nothing_complete(tmp_path, re
     assert finished, "no song finished before the kill"
     assert len(finished) < len(songs), "every song finished before the kill: nothing was in flight"
 
-    process = serve_process(repo, cache_dir, port)  # the cache reopens: leftovers are removed
+    process = start_split5(repo, cache_dir, port)  # the cache reopens: leftovers are removed
     try:
         entries = [p for p in cache_dir.iterdir() if not p.name.startswith(".")]
         assert not list(cache_dir.glob(WORK_PREFIX + "*"))
@@ -87,6 +87,14 @@ def test_sigkill_while_writing_cache_entries_loses_nothing_complete(tmp_path, re
         process.terminate()
         process.wait(30)
     assert ResultCache(cache_dir, 1 << 30).size_bytes > 0
+
+
+def test_serve_process_answers_then_stops_on_exit(tmp_path, repo):
+    port = free_port()
+    with serve_process(repo, port, ["--models", "split5", "--cache-dir", str(tmp_path / "cache")]) as process:
+        with StemserveClient(f"127.0.0.1:{port}") as client:
+            assert [model.name for model in client.list_models(timeout_s=10).models] == ["split5"]
+    assert process.returncode == 0  # SIGTERM: a graceful shutdown, not a kill
 
 
 def test_keys_never_reach_logs_or_metrics(tmp_path, start_server, caplog):
