@@ -91,9 +91,9 @@ def test_sigkill_while_writing_cache_entries_loses_nothing_complete(tmp_path, re
 
 def test_serve_process_answers_then_stops_on_exit(tmp_path, repo):
     port = free_port()
-    with serve_process(repo, port, ["--models", "split5", "--cache-dir", str(tmp_path / "cache")]) as process:
-        with StemserveClient(f"127.0.0.1:{port}") as client:
-            assert [model.name for model in client.list_models(timeout_s=10).models] == ["split5"]
+    serve_args = ["--models", "split5", "--cache-dir", str(tmp_path / "cache")]
+    with serve_process(repo, port, serve_args) as process, StemserveClient(f"127.0.0.1:{port}") as client:
+        assert [model.name for model in client.list_models(timeout_s=10).models] == ["split5"]
     assert process.returncode == 0  # SIGTERM: a graceful shutdown, not a kill
 
 
