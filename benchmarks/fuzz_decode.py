@@ -19,7 +19,7 @@ import resource
 import signal
 import sys
 import time
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import soundfile as sf
@@ -47,7 +47,7 @@ class Hang(Exception):
     pass
 
 
-@lru_cache(maxsize=None)
+@cache
 def base_file(index: int) -> bytes:
     fmt, subtype, rate, channels = BASES[index]
     t = np.arange(rate // 4) / rate
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         except MemoryError:
             outcomes["memory"] += 1
             failures.append(f"MemoryError on {BASES[base]} {mutations}")
-        except Exception as exc:  # a crash: anything the decoder should have turned into InvalidAudioError
+        except Exception as exc:  # noqa: BLE001 - a crash: anything the decoder should have turned into InvalidAudioError
             outcomes["crash"] += 1
             failures.append(f"{type(exc).__name__}: {exc} on {BASES[base]} {mutations}")
         finally:

@@ -80,7 +80,7 @@ def table_rows(summary: dict) -> list[dict]:
     rows = []
     for set_name, methods in summary.items():
         for stem in (*STEMS, "average"):
-            def pick(method: str, metric: str) -> str:
+            def pick(method: str, metric: str, methods: dict = methods, stem: str = stem) -> str:
                 values = methods[method][metric]
                 value = float(np.nanmean(list(values.values()))) if stem == "average" else values[stem]
                 return "-" if not np.isfinite(value) else f"{value:.2f}"

@@ -9,11 +9,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import soundfile as sf
 
-from train.arrange import STEMS  # noqa: E402
+from train.arrange import STEMS
 
 
 def _spectrogram_png(signal: np.ndarray, sample_rate_hz: int, path: Path, title: str) -> None:
@@ -36,11 +36,11 @@ def write_listening_report(directory: Path, clips: list[dict], sample_rate_hz: i
     media = directory / "listening"
     media.mkdir(parents=True, exist_ok=True)
     parts = ["<!doctype html><meta charset='utf-8'><title>stemserve-small listening report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-             "td{vertical-align:top;padding:4px}img{width:480px}</style>",
+             ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+              "td{vertical-align:top;padding:4px}img{width:480px}</style>"),
              "<h1>stemserve-small: listening report</h1>",
-             "<p>Estimated stems of the served model on evaluation clips rendered with a soundfont "
-             "that no training song used. SDR per stem in dB (median over 1-s frames).</p>"]
+             ("<p>Estimated stems of the served model on evaluation clips rendered with a soundfont "
+              "that no training song used. SDR per stem in dB (median over 1-s frames).</p>")]
     for clip in clips:
         name = clip["name"]
         parts.append(f"<h2>{html.escape(name)}</h2><p>{html.escape(clip['style'])}</p><table>")

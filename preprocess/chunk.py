@@ -46,7 +46,7 @@ class WindowPlan:
     def for_fraction(cls, nb_samples: int, segment: int, overlap_fraction: float) -> WindowPlan:
         if not MIN_OVERLAP <= overlap_fraction <= MAX_OVERLAP:
             raise ValueError(f"overlap must be within {MIN_OVERLAP}-{MAX_OVERLAP}, got {overlap_fraction}")
-        return cls(nb_samples, segment, int(round(segment * overlap_fraction)))
+        return cls(nb_samples, segment, round(segment * overlap_fraction))
 
     @property
     def hop(self) -> int:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import soundfile as sf
@@ -220,7 +221,7 @@ class AudioReader:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> AudioReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import numpy as np
 import soundfile as sf
@@ -106,7 +107,7 @@ class StemWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> StemWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -37,7 +37,7 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
                 if not put("item", item):
                     return
             put("end", None)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put("error", exc)
 
     worker = threading.Thread(target=produce, name="prefetch", daemon=True)

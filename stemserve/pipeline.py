@@ -59,9 +59,9 @@ def separate(
     source: bytes | Path,
     out_dir: Path,
     backend: Backend,
-    options: SeparationOptions = SeparationOptions(),
+    options: SeparationOptions = SeparationOptions(),  # noqa: B008 - frozen, shared safely
     *,
-    limits: DecodeLimits = DecodeLimits(),
+    limits: DecodeLimits = DecodeLimits(),  # noqa: B008 - frozen, shared safely
     progress: ProgressFn | None = None,
 ) -> SeparationResult:
     started = time.perf_counter()

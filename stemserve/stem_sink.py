@@ -53,7 +53,7 @@ class StemSink:
                     self._encode(name, stem.T)  # (n, channels)
             for name in self.writers:
                 self._encode(name, np.zeros((0, 2), np.float32), last=True)
-        except BaseException as exc:  # reported to the producer by put/commit
+        except BaseException as exc:  # noqa: BLE001 - reported to the producer by put/commit
             self._error = exc
             while not done:  # drain so the producer never blocks
                 done = self._queue.get() is _DONE

@@ -17,7 +17,13 @@ import onnxruntime as ort
 import torch
 
 from stemserve.model_config import (
-    CONFIG_NAME, INPUT_NAME, ONNX_NAME, OUTPUT_NAME, ModelSpec, file_sha256, render_config,
+    CONFIG_NAME,
+    INPUT_NAME,
+    ONNX_NAME,
+    OUTPUT_NAME,
+    ModelSpec,
+    file_sha256,
+    render_config,
 )
 from train.model import STEMS, Separator
 from train.train import SAMPLE_RATE_HZ, load_separator

@@ -113,7 +113,7 @@ class MaskNet(nn.Module):
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         """``(batch, channels * bins, frames)`` -> masks ``(batch, stems, channels * bins, frames)``."""
-        batch, features, frames = magnitude.shape
+        batch, _features, frames = magnitude.shape
         x = self.input_norm(torch.log(magnitude + 1e-4))
         h = F.gelu(self.encoder_norm(self.encoder(x)))
         for block in self.blocks:

@@ -107,7 +107,7 @@ def _reverb(stereo: np.ndarray, sample_rate_hz: int, rng: np.random.Generator) -
 def render_song(song: Song, renderers: list[StemRenderer], sample_rate_hz: int = 44100) -> np.ndarray:
     """All stems of a song as ``(stems, channels, samples)`` float32, stem order STEMS."""
     rng = np.random.default_rng(song.seed + 7919)
-    nb_samples = int(round(song.duration_s * sample_rate_hz))
+    nb_samples = round(song.duration_s * sample_rate_hz)
     stems = np.zeros((len(STEMS), 2, nb_samples), dtype=np.float32)
     for index, stem in enumerate(STEMS):
         parts = song.stem_parts(stem)

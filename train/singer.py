@@ -37,7 +37,7 @@ def sing(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Render ``(pitch, start_s, end_s, velocity)`` notes to a mono float32 signal."""
-    nb_samples = int(round(duration_s * sample_rate_hz))
+    nb_samples = round(duration_s * sample_rate_hz)
     out = np.zeros(nb_samples, dtype=np.float64)
     vibrato_hz = rng.uniform(4.5, 6.5)
     vibrato_depth = rng.uniform(0.005, 0.025)

@@ -192,7 +192,7 @@ def train(args: argparse.Namespace) -> None:
         optimizer.load_state_dict(state["optimizer"])
 
     cache, valid = SongCache(args.cache), SongCache(args.valid_cache)
-    crop = int(round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop)) * model.config.hop
+    crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
     sampler = RemixSampler(cache, crop)
     log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
 

@@ -33,7 +33,7 @@ def test_truncated_ogg_is_refused_or_decodes_what_it_holds(fraction):
     # an ogg cut at a page boundary is indistinguishable from a shorter song
     data = encoded(tone_mix(44_100), 44_100, "OGG")
     try:
-        audio, info = decode(data[: int(len(data) * fraction)])
+        audio, _info = decode(data[: int(len(data) * fraction)])
     except InvalidAudioError as exc:
         assert exc.reason in ("no_frames", "corrupt", "not_audio")
     else:

@@ -82,8 +82,8 @@ def test_clipping_warning_without_rescaling(tmp_path, local_backend):
     result = separate(wav_bytes(loud, 44_100), tmp_path, local_backend("identity5"), options)
     peak = float(np.abs(loud).max())
     assert result.warnings == [
-        f"clipping risk: stem 'vocals' peaks at {peak:.3f} (above full scale 1.0); "
-        "integer and mp3 outputs are clipped, float wav keeps it"
+        (f"clipping risk: stem 'vocals' peaks at {peak:.3f} (above full scale 1.0); "
+         "integer and mp3 outputs are clipped, float wav keeps it")
     ]
     np.testing.assert_allclose(read(tmp_path / "vocals.wav")[0], loud, atol=1e-6)
 

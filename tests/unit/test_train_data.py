@@ -49,7 +49,7 @@ def test_rendered_stems_follow_the_arrangement() -> None:
     renderers = open_renderers(("TimGM6mb.sf2",))
     song = generate_song(3, duration_s=4.0)
     stems = render_song(song, renderers)
-    assert stems.shape == (len(STEMS), 2, int(round(song.duration_s * 44100)))
+    assert stems.shape == (len(STEMS), 2, round(song.duration_s * 44100))
     for index, stem in enumerate(STEMS):
         energy = float(np.square(stems[index]).mean())
         assert (energy > 1e-6) == bool(song.stem_parts(stem)), stem

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def readme_commands() -> list[str]:
     section = ROOT.joinpath("README.md").read_text().split("## Two commands", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```bash\n(.*?)\n\s*```", section, re.S)
+    return re.findall(r"```bash\n(.*?)\n\s*```", section, re.DOTALL)
 
 
 def test_readme_has_the_two_commands_and_their_scripts_exist():
