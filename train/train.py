@@ -142,6 +142,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="with --init: restart stem TARGET's head from stem SOURCE's (e.g. other:piano)")
     parser.add_argument("--hidden", type=int, default=ModelConfig.hidden)
     parser.add_argument("--head-rank", type=int, default=ModelConfig.head_rank)
+    parser.add_argument("--balance-stems", action="store_true",
+                        help="bring every stem crop to the same RMS before its random gain")
     parser.add_argument("--local-width", type=int, default=ModelConfig.local_width,
                         help="channels of the frequency-local branch (0: none); with --init, adds it")
     return parser
@@ -193,7 +195,7 @@ def train(args: argparse.Namespace) -> None:
 
     cache, valid = SongCache(args.cache), SongCache(args.valid_cache)
     crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
-    sampler = RemixSampler(cache, crop)
+    sampler = RemixSampler(cache, crop, balance=args.balance_stems)
     log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
 
     losses: list[float] = []
