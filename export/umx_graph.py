@@ -86,18 +86,10 @@ class OpenUnmixGraph(nn.Module):
         spec = self.stft(padded)  # (batch, channels, 2, bins, frames)
         re, im = spec[:, :, 0], spec[:, :, 1]  # (batch, channels, bins, frames)
         magnitude = torch.sqrt(re * re + im * im)
-        estimates = torch.stack([target_forward(t, magnitude) for t in self.targets], dim=-1)
-        # (batch, channels, bins, frames[, sources]) -> (batch, frames, bins, channels[, sources])
-        y_re, y_im = wiener_windows(
-            re.permute(0, 3, 2, 1),
-            im.permute(0, 3, 2, 1),
-            estimates.permute(0, 3, 2, 1, 4),
-            niter=self.niter,
-            window_frames=self.wiener_win_len,
-            nb_frames=self.nb_frames,
-        )
-        # 2 x (batch, frames, bins, sources, channels) -> (batch, sources, channels, 2, bins, frames)
-        stems = torch.stack([y_re, y_im], dim=-1).permute(0, 3, 4, 5, 2, 1)
+        estimates = torch.stack([target_forward(t, magnitude) for t in self.targets], dim=1)
+        # (batch, sources, channels, bins, frames) -> (batch, sources, channels, 2, bins, frames)
+        stems = wiener_windows(spec, estimates, niter=self.niter, window_frames=self.wiener_win_len)
+        # (batch, sources, channels, 2, bins, frames) -> (batch, sources * channels, 2, bins, frames)
         stems = stems.reshape(-1, self.nb_stems * self.nb_channels, 2, self.nb_bins, self.nb_frames)
         wave = self.istft(stems)  # (batch, sources * channels, samples)
         # (batch, sources * channels, samples) -> (batch, sources, channels, samples)
