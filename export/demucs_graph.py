@@ -4,8 +4,8 @@
 ``pad1d`` asserts on data, its segment is a ``Fraction`` that the forward rewrites in
 training mode, and its attention is fused. ``HTDemucsGraph`` reuses the loaded model's own
 layers (encoder, decoder, time branch, frequency embedding, cross-transformer) and replaces
-only the spectral front and back ends with the real-valued convolutions of
-:mod:`export.stft_conv`, and the attention with :mod:`export.attention`. A bag of models
+only the spectral front and back ends with the real-valued factorised DFT of
+:mod:`export.stft_graph`, and the attention with :mod:`export.attention`. A bag of models
 (``htdemucs_ft``) becomes one graph that runs each sub-model and mixes their stems with the
 bag's per-stem weights, as ``demucs.apply.apply_model`` does.
 """
@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from export.attention import DEFAULT_QUERY_BLOCK, swap_attention
-from export.stft_conv import ConvISTFT, ConvSTFT
+from export.stft_graph import FactorizedISTFT, FactorizedSTFT
 
 
 def segment_samples_of(model: nn.Module) -> int:
@@ -124,10 +124,10 @@ class HTDemucsGraph(nn.Module):
         self.nb_frames = math.ceil(self.segment_samples / hop)  # frames kept by _spec
         self.pad = hop // 2 * 3  # HT-Demucs re-pads so that frames = samples / hop
         window = torch.hann_window(n_fft)
-        self.stft = ConvSTFT(window=window, hop_length=hop, nb_bins=n_fft // 2, normalized=True)
+        self.stft = FactorizedSTFT(window=window, hop_length=hop, nb_bins=n_fft // 2, normalized=True)
         # _ispec adds 2 empty frames on each side; istft then keeps
         # hop * frames + 2 * pad samples, of which the model keeps [pad, pad + length).
-        self.istft = ConvISTFT(
+        self.istft = FactorizedISTFT(
             window=window,
             hop_length=hop,
             nb_bins=n_fft // 2,

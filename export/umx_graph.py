@@ -1,9 +1,9 @@
 """Open-Unmix as an exportable graph: one fixed-length window in, stems out.
 
 The graph is ``openunmix.model.Separator`` (``niter`` Wiener EM steps on excerpts of
-``wiener_win_len`` frames) for a window of ``nb_frames`` STFT frames: STFT as a
-convolution, each target's spectrogram network, the batched Wiener filter of
-:mod:`export.wiener_graph`, ISTFT as a transposed convolution.
+``wiener_win_len`` frames) for a window of ``nb_frames`` STFT frames: the real-valued
+STFT of :mod:`export.stft_graph`, each target's spectrogram network, the batched Wiener
+filter of :mod:`export.wiener_graph`, the inverse STFT.
 
 ``OpenUnmix.forward`` reads its sizes from ``x.data.shape``; ``.data`` leaves the trace, so
 a traced export would freeze the batch size. :func:`target_forward` is the same forward
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from export.stft_conv import ConvISTFT, ConvSTFT
+from export.stft_graph import FactorizedISTFT, FactorizedSTFT
 from export.wiener_graph import wiener_windows
 
 
@@ -71,8 +71,8 @@ class OpenUnmixGraph(nn.Module):
         # torch.stft(center=True) of L samples has 1 + L // hop frames
         self.segment_samples = (nb_frames - 1) * n_hop
         window = torch.hann_window(n_fft)
-        self.stft = ConvSTFT(window=window, hop_length=n_hop, nb_bins=self.nb_bins, normalized=False)
-        self.istft = ConvISTFT(
+        self.stft = FactorizedSTFT(window=window, hop_length=n_hop, nb_bins=self.nb_bins, normalized=False)
+        self.istft = FactorizedISTFT(
             window=window,
             hop_length=n_hop,
             nb_bins=self.nb_bins,

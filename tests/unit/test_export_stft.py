@@ -1,4 +1,4 @@
-"""The convolution STFT / ISTFT against torch.stft / torch.istft."""
+"""The factorised STFT / ISTFT against torch.stft / torch.istft."""
 
 from __future__ import annotations
 
@@ -6,21 +6,33 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from export.stft_conv import ConvISTFT, ConvSTFT
+from export.stft_graph import FactorizedISTFT, FactorizedSTFT, split_size
 from tests.unit import export_fixtures
 
 one_thread = export_fixtures.one_thread
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window}
+# (n_fft, hop, window): hop n_fft / 4 (the models), n_fft / 2, a hop that does not divide
+# the window, an n_fft of two unequal factors, an odd one and a prime one (a dense DFT)
+CASES = [
+    (256, 64, "hann"),
+    (512, 256, "hann"),
+    (400, 100, "hamming"),
+    (500, 120, "hann"),
+    (99, 33, "hamming"),
+    (97, 30, "hann"),
+]
 
-def _torch_spec(signal: torch.Tensor, n_fft: int, hop: int, normalized: bool) -> torch.Tensor:
-    """(batch, signals, samples) -> (batch, signals, 2, bins, frames), as the convolutions."""
+
+def _torch_spec(signal: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, normalized: bool) -> torch.Tensor:
+    """(batch, signals, samples) -> (batch, signals, 2, bins, frames), the modules' layout."""
     batch, nb_signals, nb_samples = signal.shape
     spec = torch.stft(
         signal.reshape(-1, nb_samples),
         n_fft,
         hop,
-        window=torch.hann_window(n_fft),
+        window=window,
         center=True,
         normalized=normalized,
         pad_mode="reflect",
@@ -29,87 +41,103 @@ def _torch_spec(signal: torch.Tensor, n_fft: int, hop: int, normalized: bool) ->
     return torch.view_as_real(spec).permute(0, 3, 1, 2).reshape(batch, nb_signals, 2, *spec.shape[1:])
 
 
+def _torch_istft(spec: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, normalized: bool, length: int):
+    """The inverse of :func:`_torch_spec`; missing bins above the given ones are zero."""
+    batch, nb_signals = spec.shape[:2]
+    complex_spec = torch.view_as_complex(spec.permute(0, 1, 3, 4, 2).contiguous()).flatten(0, 1)
+    complex_spec = F.pad(complex_spec, (0, 0, 0, n_fft // 2 + 1 - complex_spec.shape[1]))
+    wave = torch.istft(complex_spec, n_fft, hop, window=window, center=True, normalized=normalized, length=length)
+    return wave.reshape(batch, nb_signals, length)
+
+
+@pytest.mark.parametrize("drop_nyquist", [False, True])
 @pytest.mark.parametrize("normalized", [True, False])
-@pytest.mark.parametrize("n_fft,hop", [(256, 64), (512, 128), (400, 100)])
+@pytest.mark.parametrize("n_fft,hop,window_name", CASES)
 @pytest.mark.parametrize("nb_samples", [4000, 4097])
-def test_conv_stft_matches_torch_stft(normalized: bool, n_fft: int, hop: int, nb_samples: int) -> None:
+def test_stft_matches_torch_stft(
+    n_fft: int, hop: int, window_name: str, normalized: bool, drop_nyquist: bool, nb_samples: int
+) -> None:
+    window = WINDOWS[window_name](n_fft)
+    nb_bins = n_fft // 2 + (0 if drop_nyquist else 1)
     signal = torch.randn(2, 3, nb_samples, generator=torch.Generator().manual_seed(n_fft))
-    stft = ConvSTFT(window=torch.hann_window(n_fft), hop_length=hop, nb_bins=n_fft // 2 + 1, normalized=normalized)
+    stft = FactorizedSTFT(window=window, hop_length=hop, nb_bins=nb_bins, normalized=normalized)
     got = stft(F.pad(signal, (n_fft // 2, n_fft // 2), mode="reflect"))
-    expected = _torch_spec(signal, n_fft, hop, normalized)
+    expected = _torch_spec(signal, n_fft, hop, window, normalized)[:, :, :, :nb_bins]
     scale = expected.abs().max().item()
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() <= 2e-6 * scale
 
 
+@pytest.mark.parametrize("drop_nyquist", [False, True])
 @pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("n_fft,hop,window_name", CASES)
 @pytest.mark.parametrize("nb_samples", [4000, 4097])
-@pytest.mark.parametrize("n_fft,hop", [(512, 128), (500, 120)])  # overlap-add / conv path
-def test_conv_istft_matches_torch_istft_and_inverts(normalized: bool, nb_samples: int, n_fft: int, hop: int) -> None:
+def test_istft_matches_torch_istft(
+    n_fft: int, hop: int, window_name: str, normalized: bool, drop_nyquist: bool, nb_samples: int
+) -> None:
+    window = WINDOWS[window_name](n_fft)
+    nb_bins = n_fft // 2 + (0 if drop_nyquist else 1)
     signal = torch.randn(2, 3, nb_samples, generator=torch.Generator().manual_seed(nb_samples))
-    spec = _torch_spec(signal, n_fft, hop, normalized)
-    istft = ConvISTFT(
-        window=torch.hann_window(n_fft),
+    spec = _torch_spec(signal, n_fft, hop, window, normalized)[:, :, :, :nb_bins]
+    istft = FactorizedISTFT(
+        window=window,
         hop_length=hop,
-        nb_bins=n_fft // 2 + 1,
+        nb_bins=nb_bins,
         normalized=normalized,
         nb_frames=spec.shape[-1],
         length=nb_samples,
     )
     got = istft(spec)
-    complex_spec = torch.view_as_complex(spec.permute(0, 1, 3, 4, 2).contiguous())
-    expected = torch.istft(
-        complex_spec.reshape(6, *complex_spec.shape[2:]),
-        n_fft,
-        hop,
-        window=torch.hann_window(n_fft),
-        center=True,
-        normalized=normalized,
-        length=nb_samples,
-    ).reshape(2, 3, nb_samples)
+    expected = _torch_istft(spec, n_fft, hop, window, normalized, nb_samples)
+    assert got.shape == signal.shape
     assert (got - expected).abs().max().item() < 1e-5
-    assert (got - signal).abs().max().item() < 1e-5  # perfect reconstruction
+    if drop_nyquist:  # the last bin (Nyquist for even sizes) did carry signal
+        assert (got - signal).abs().max().item() > 1e-4
+    else:
+        assert (got - signal).abs().max().item() < 1e-5  # perfect reconstruction
 
 
-def test_dropped_nyquist_bin_is_treated_as_zero() -> None:
-    n_fft, hop, nb_samples = 256, 64, 2048
-    signal = torch.randn(1, 1, nb_samples, generator=torch.Generator().manual_seed(3))
-    spec = _torch_spec(signal, n_fft, hop, True)
-    kwargs = {
-        "window": torch.hann_window(n_fft),
-        "hop_length": hop,
-        "normalized": True,
-        "nb_frames": spec.shape[-1],
-        "length": nb_samples,
-    }
-    without = ConvISTFT(nb_bins=n_fft // 2, **kwargs)(spec[:, :, :, :-1])
-    zeroed = spec.clone()
-    zeroed[:, :, :, -1] = 0
-    with_zero = ConvISTFT(nb_bins=n_fft // 2 + 1, **kwargs)(zeroed)
-    assert (without - with_zero).abs().max().item() < 1e-6
-    assert (without - signal).abs().max().item() > 1e-4  # the Nyquist bin did carry signal
+def test_stft_random_spectrum_inverse_equals_torch() -> None:
+    """Not only spectra of real signals: any (inconsistent) spectrum, as a network emits."""
+    n_fft, hop, nb_frames = 512, 128, 20
+    spec = torch.randn(2, 3, 2, n_fft // 2 + 1, nb_frames, generator=torch.Generator().manual_seed(9))
+    window = torch.hann_window(n_fft)
+    length = (nb_frames - 1) * hop
+    istft = FactorizedISTFT(
+        window=window, hop_length=hop, nb_bins=n_fft // 2 + 1, normalized=False, nb_frames=nb_frames, length=length
+    )
+    expected = _torch_istft(spec, n_fft, hop, window, False, length)
+    assert (istft(spec) - expected).abs().max().item() < 1e-5 * expected.abs().max().item()
+
+
+@pytest.mark.parametrize("n_fft,p,q", [(4096, 64, 64), (1024, 32, 32), (512, 16, 32), (500, 20, 25), (97, 1, 97)])
+def test_split_size_is_the_most_balanced_factorisation(n_fft: int, p: int, q: int) -> None:
+    assert split_size(n_fft) == (p, q)
+
+
+def test_no_dense_dft_basis() -> None:
+    """The constants of both transforms at 4096 points stay near 4 q nb_bins values each,
+    against 2 n_fft nb_bins (16.8 million) for a dense basis."""
+    n_fft = 4096
+    window, hop, nb_bins = torch.hann_window(n_fft), n_fft // 4, n_fft // 2 + 1
+    stft = FactorizedSTFT(window=window, hop_length=hop, nb_bins=nb_bins, normalized=False)
+    istft = FactorizedISTFT(
+        window=window, hop_length=hop, nb_bins=nb_bins, normalized=False, nb_frames=10, length=8 * hop
+    )
+    for module in (stft, istft):
+        values = sum(b.numel() for b in module.buffers())
+        assert values < 600_000, values
 
 
 def test_istft_rejects_lengths_the_frames_cannot_cover() -> None:
     with pytest.raises(ValueError, match="length must be <="):
-        ConvISTFT(
+        FactorizedISTFT(
             window=torch.hann_window(256), hop_length=64, nb_bins=129, normalized=False, nb_frames=10, length=10_000
         )
 
 
-def test_overlap_add_path_equals_the_transposed_convolution() -> None:
-    n_fft, hop, nb_frames = 512, 128, 20
-    spec = torch.randn(2, 3, 2, n_fft // 2 + 1, nb_frames, generator=torch.Generator().manual_seed(9))
-    istft = ConvISTFT(
-        window=torch.hann_window(n_fft),
-        hop_length=hop,
-        nb_bins=n_fft // 2 + 1,
-        normalized=False,
-        nb_frames=nb_frames,
-        length=(nb_frames - 1) * hop,
-    )
-    flat = spec.reshape(6, -1, nb_frames)
-    by_conv = F.conv_transpose1d(flat, istft.kernel, stride=hop)[:, 0]
-    by_matmul = istft._matmul_overlap_add(flat, n_fft // hop)
-    assert by_conv.shape == by_matmul.shape
-    assert (by_conv - by_matmul).abs().max().item() < 1e-5
+@pytest.mark.parametrize("module", [FactorizedSTFT, FactorizedISTFT])
+def test_bins_beyond_the_one_sided_spectrum_are_rejected(module: type) -> None:
+    kwargs = {"nb_frames": 10, "length": 500} if module is FactorizedISTFT else {}
+    with pytest.raises(ValueError, match="nb_bins must be within 1-129"):
+        module(window=torch.hann_window(256), hop_length=64, nb_bins=130, normalized=False, **kwargs)
