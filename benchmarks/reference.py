@@ -42,15 +42,7 @@ SEED = 0
 
 
 def _peak_rss_mb() -> float:
-    """This process's own peak RSS. Not ``getrusage``: a subprocess inherits its parent's
-    ``ru_maxrss`` through fork / exec, so every worker would report at least the driver's
-    peak (the exports); ``VmHWM`` belongs to the worker's own address space."""
-    try:
-        with open("/proc/self/status") as status:
-            kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-        return round(kib / 1024, 1)
-    except (OSError, StopIteration):
-        return round(report.peak_rss_mb(), 1)
+    return round(report.peak_rss_mb(), 1)
 
 
 # ----------------------------------------------------------------------------- workers

@@ -10,8 +10,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process's own address space so far. ``VmHWM``, not
+    ``getrusage``: a subprocess inherits its parent's ``ru_maxrss`` through fork / exec, so a
+    benchmark worker would report at least its driver's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):  # not Linux
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024
 
 
 def write(name: str, figures: dict[str, object], rows: list[dict[str, object]]) -> Path:

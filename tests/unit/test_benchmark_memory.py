@@ -1,4 +1,4 @@
-"""The reference benchmark's memory figure is the worker's own, not its parent's."""
+"""A benchmark worker's memory figure is its own, not its parent's."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import sys
 
 import numpy as np
 
-from benchmarks.reference import _peak_rss_mb
+from benchmarks.report import peak_rss_mb
 
 PARENT_MB = 300
 
 
 def test_worker_peak_is_not_inherited_from_the_parent() -> None:
     ballast = np.ones(PARENT_MB * 2**20 // 4, dtype=np.float32)  # touched: resident
-    assert _peak_rss_mb() > PARENT_MB
+    assert peak_rss_mb() > PARENT_MB
     del ballast
-    code = "from benchmarks.reference import _peak_rss_mb; print(_peak_rss_mb())"
+    code = "from benchmarks.report import peak_rss_mb; print(_peak_rss_mb())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # getrusage's ru_maxrss in the child would report at least the parent's peak
     assert 0 < float(child.stdout.strip()) < PARENT_MB / 2
