@@ -52,7 +52,7 @@ class RemixSampler:
         self.p_drop_stem = p_drop_stem
         # balance: every audible stem crop starts at the same RMS before its random gain, so
         # no stem is quieter on average because of how it was rendered (the cached vocals
-        # sit ~8 dB above piano, which the net then learns to leave out)
+        # sit ~8 dB above piano)
         self.balance = balance
 
     def _crop(self, song: np.ndarray, stem: int, rng: np.random.Generator) -> np.ndarray:

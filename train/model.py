@@ -65,10 +65,11 @@ class SeparableBlock(nn.Module):
 
 class LocalBranch(nn.Module):
     """Per-bin evidence from the bins and frames around each bin: two small 2-D convolutions
-    over the normalized log magnitudes give per-stem logits for every channel and bin. The
-    temporal net sees whole frames through one projection and cannot tell a piano partial
-    from a guitar's; local spectral shape (harmonic spacing, onsets) can. The output layer
-    starts at zero, so a trained model extended with the branch starts where it was."""
+    over the normalized log magnitudes give per-stem logits for every channel and bin, the
+    local spectral shape (harmonic spacing, onsets) that the temporal net's one projection
+    of the whole frame blurs. The output layer starts at zero, so a trained model extended
+    with the branch starts where it was. Optional (``ModelConfig.local_width``); what it
+    measured is in ``train/README.md``."""
 
     def __init__(self, nb_channels: int, nb_stems: int, width: int) -> None:
         super().__init__()

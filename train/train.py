@@ -112,10 +112,10 @@ def load_separator(path: Path, **changes: int) -> tuple[Separator, dict]:
     width = config.get("local_width", 0)
     if set(changes) - {"local_width"} or (width and changes.get("local_width", width) != width):
         raise ValueError(f"a checkpoint can only gain a local branch it lacks, got changes {changes} "
-                         f"for local_width {config.get('local_width', 0)}")
+                         f"for local_width {width}")
     model = Separator(ModelConfig(**{**config, **changes}))
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    added = not config.get("local_width", 0) and changes.get("local_width", 0)
+    added = not width and changes.get("local_width", 0)
     if unexpected or any(not (added and key.startswith("masknet.local.")) for key in missing):
         raise ValueError(f"checkpoint {path} does not fit its config: missing {missing}, unexpected {unexpected}")
     return model.eval(), state
