@@ -16,12 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from scipy.ndimage import median_filter
 
 from preprocess.chunk import WindowPlan, separate_windows
-from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, load_model
+from server.backends.local import LocalBackend
+from stemserve.model_config import load_model
 from train.stft import FactorizedSTFT
 
 N_FFT, HOP = 1024, 512
@@ -47,20 +47,13 @@ def _istft(spec: np.ndarray, nb_samples: int) -> np.ndarray:
 
 class ModelSeparator:
     def __init__(self, repository: Path, name: str = "stemserve-small", threads: int = 2) -> None:
-        entry = load_model(repository, name)
-        self.spec = entry.spec
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(entry.model_file()), options,
-                                            providers=["CPUExecutionProvider"])
-
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.astype(np.float32)})[0]
+        self.backend = LocalBackend(load_model(repository, name), intra_op_threads=threads)
+        self.spec = self.backend.spec
 
     def __call__(self, mix: np.ndarray, stems: np.ndarray | None = None) -> np.ndarray:
         """``(channels, samples)`` -> ``(stems, channels, samples)``."""
         plan = WindowPlan.for_fraction(mix.shape[1], self.spec.segment_samples, self.spec.default_overlap)
-        blocks = list(separate_windows(np.ascontiguousarray(mix.T), plan, self._infer))
+        blocks = list(separate_windows(np.ascontiguousarray(mix.T), plan, self.backend.infer))
         return np.concatenate(blocks, axis=2)
 
 

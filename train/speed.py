@@ -1,7 +1,7 @@
 """Time the exported model on a 4-minute song's worth of windows: ``python -m train.speed``.
 
 The front end cuts a song into ``segment_samples`` windows at the model's default overlap
-and runs them through ONNX Runtime in batches; this replays that workload on random audio
+and runs them through ONNX Runtime (``LocalBackend``); this replays that workload on random audio
 (the compute does not depend on the content) and reports seconds per song.
 """
 
@@ -9,46 +9,37 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, load_model
+from preprocess.chunk import WindowPlan
+from server.backends.local import LocalBackend
+from stemserve.model_config import load_model
 
 log = logging.getLogger(__name__)
 
 
-def nb_windows(song_s: float, sample_rate_hz: int, segment_samples: int, overlap: float) -> int:
-    hop = int(segment_samples * (1 - overlap))
-    song_samples = int(song_s * sample_rate_hz)
-    return 1 + max(0, math.ceil((song_samples - segment_samples) / hop))
-
-
 def time_song(repository: Path, name: str, song_s: float, threads: int, batch_size: int) -> float:
-    """Seconds to run every window of a ``song_s`` stereo song through the model."""
-    entry = load_model(repository, name)
-    spec = entry.spec
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(entry.model_file()), options, providers=["CPUExecutionProvider"])
-    windows = nb_windows(song_s, spec.sample_rate_hz, spec.segment_samples, spec.default_overlap)
+    """Seconds to run every window of a ``song_s`` stereo song through the model, in the
+    serving path's own session (``LocalBackend``)."""
+    backend = LocalBackend(load_model(repository, name), intra_op_threads=threads, batch_size=batch_size)
+    spec = backend.spec
+    plan = WindowPlan.for_fraction(round(song_s * spec.sample_rate_hz), spec.segment_samples, spec.default_overlap)
     rng = np.random.default_rng(0)
     batch = (0.1 * rng.standard_normal((batch_size, 2, spec.segment_samples))).astype(np.float32)
-    session.run([OUTPUT_NAME], {INPUT_NAME: batch[:1]})  # warm-up
+    backend.warm_up()
     start, start_cpu = time.perf_counter(), time.process_time()
     done = 0
-    while done < windows:
-        size = min(batch_size, windows - done)
-        session.run([OUTPUT_NAME], {INPUT_NAME: batch[:size]})
+    while done < plan.nb_windows:
+        size = min(batch_size, plan.nb_windows - done)
+        backend.infer(batch[:size])
         done += size
     elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     # on a shared machine the wall time includes waiting for a core; CPU time does not
     log.info("%s: %d windows of %.2f s at %.0f%% overlap for a %.0f s song: %.2f s wall, "
-             "%.2f s CPU, on %d threads", name, windows, spec.segment_s, 100 * spec.default_overlap,
+             "%.2f s CPU, on %d threads", name, plan.nb_windows, spec.segment_s, 100 * spec.default_overlap,
              song_s, elapsed, cpu, threads)
     return elapsed
 
@@ -59,7 +50,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="stemserve-small")
     parser.add_argument("--song-s", type=float, default=240.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1)
     return parser
 
