@@ -21,3 +21,11 @@ def test_readme_has_the_two_commands_and_their_scripts_exist():
 def test_ci_runs_the_readme_test_command():
     lines = [line.strip() for line in ROOT.joinpath(".ci/run").read_text().splitlines()]
     assert readme_commands()[1].strip() in lines
+
+
+def test_every_test_run_in_the_readme_goes_through_the_test_command():
+    text = ROOT.joinpath("README.md").read_text()
+    inline = re.findall(r"(?<!`)`([^`\n]+)`(?!`)", text)  # inline code spans, not fences
+    runs = [code for code in inline if "pytest" in code or "scripts/test.sh" in code]
+    assert runs, "the README names no test run"
+    assert all(run.startswith("bash scripts/test.sh") for run in runs), runs
