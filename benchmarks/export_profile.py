@@ -36,14 +36,10 @@ def _export(architecture: str, folder: Path) -> tuple[Path, int]:
     from export.checkpoints import load_checkpoint
     from export.exporter import build_graph
     from export.onnx_export import export_onnx
-    from export.synthetic import random_htdemucs, random_umx_targets, write_demucs_package, write_umx_folder
+    from export.synthetic import random_checkpoint
 
     arch = get_architecture(architecture)
-    if arch.family == "umx":
-        checkpoint = write_umx_folder(arch, random_umx_targets(arch, SEED), folder / "checkpoint")
-    else:
-        checkpoint = write_demucs_package(random_htdemucs(arch, SEED), folder / "checkpoint", "00000000")
-    graph, _, segment_samples = build_graph(load_checkpoint(arch, checkpoint))
+    graph, _, segment_samples = build_graph(load_checkpoint(arch, random_checkpoint(arch, folder / "checkpoint", SEED)))
     return export_onnx(graph, folder / "model.onnx", segment_samples), segment_samples
 
 

@@ -121,16 +121,12 @@ def _prepare(architecture: str, work: Path, max_batch_size: int) -> tuple[Path, 
     """Random full-size checkpoint in the package's format, exported into ``work/repo``."""
     from export.architectures import get_architecture
     from export.exporter import ExportConfig, run_export
-    from export.synthetic import random_htdemucs, random_umx_targets, write_demucs_package, write_umx_folder
+    from export.synthetic import random_checkpoint
 
     arch = get_architecture(architecture)
-    folder = work / "checkpoints" / architecture
-    if arch.family == "umx":
-        checkpoint = write_umx_folder(arch, random_umx_targets(arch, SEED), folder)
-    elif arch.nb_models == 1:
-        checkpoint = write_demucs_package(random_htdemucs(arch, SEED), folder, "00000000", half=True)
-    else:
+    if arch.nb_models != 1:
         raise SystemExit(f"the reference benchmark covers single models, not the bag {architecture}")
+    checkpoint = random_checkpoint(arch, work / "checkpoints" / architecture, SEED)
     started = time.perf_counter()
     config = ExportConfig(
         architecture=architecture, checkpoint=checkpoint, repository=work / "repo", max_batch_size=max_batch_size

@@ -115,3 +115,13 @@ def write_umx_folder(arch: Architecture, targets: Sequence[nn.Module], folder: P
         }
         (folder / "separator.json").write_text(json.dumps(separator))
     return folder
+
+
+def random_checkpoint(arch: Architecture, folder: Path, seed: int = 0) -> Path:
+    """A full-size random checkpoint of a single-model architecture, saved as its release
+    is (an Open-Unmix folder, or a half-precision demucs package): for benchmarks."""
+    if arch.family == "umx":
+        return write_umx_folder(arch, random_umx_targets(arch, seed), folder)
+    if arch.nb_models != 1:
+        raise ValueError(f"random_checkpoint covers single models, not the bag {arch.name}")
+    return write_demucs_package(random_htdemucs(arch, seed), folder, "00000000", half=True)

@@ -116,3 +116,15 @@ def test_renamed_umx_state_fails_its_hash(umxhq_folder: Path, tmp_path: Path) ->
 def test_errors_share_the_stemserve_root() -> None:
     assert issubclass(ArchitectureMismatchError, StemserveError)
     assert issubclass(ChecksumMismatchError, CheckpointError)
+
+
+def test_random_checkpoint_is_a_full_size_release_that_loads(tmp_path: Path) -> None:
+    from export.architectures import get_architecture
+    from export.synthetic import random_checkpoint
+
+    arch = get_architecture("umxhq")
+    checkpoint = load_checkpoint(arch, random_checkpoint(arch, tmp_path / "umxhq"))
+    assert isinstance(checkpoint, UmxCheckpoint)
+    assert checkpoint.stems == arch.stems and len(checkpoint.targets) == len(arch.stems)
+    with pytest.raises(ValueError, match="single models, not the bag htdemucs_ft"):
+        random_checkpoint(get_architecture("htdemucs_ft"), tmp_path / "bag")
