@@ -6,6 +6,10 @@ dynamic batching, then ``max_batch_size 1``. Reports the throughput ratio, p50/p
 per song, and the mean batch Triton executed, from its own metrics
 (``nv_inference_count`` / ``nv_inference_exec_count``). Target: >= 1.3x throughput.
 
+Beside it, the ceiling: the same model in ONNX Runtime alone (``LocalBackend``, same thread
+count), the time per window of one batch of ``max_batch_size`` windows against the same
+windows one at a time. Batching cannot make Triton gain more than the model itself does.
+
 The model is the default one when the repository has it; otherwise (or with
 ``--synthetic``) a generated frame-wise MLP mask model, heavy enough that a batch costs
 less than its windows one by one, as a separator's does.
@@ -30,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import report
+from server.backends.local import LocalBackend
 from server.backends.triton import TritonBackend, TritonClientConfig
 from server.triton.process import TritonConfig, TritonProcess
 from server.triton.repository import CpuVariantOptions
-from stemserve.example import example_wav_bytes
+from stemserve.example import example_mix, example_wav_bytes
 from stemserve.model_config import ModelSpec, file_sha256, list_model_names, load_model, render_config
 from stemserve.options import DEFAULT_MODEL, SeparationOptions
 from stemserve.pipeline import separate
@@ -188,6 +193,38 @@ def compare(configs: dict[str, TritonConfig], model: str, songs: list[bytes], ro
     return rows
 
 
+def onnxruntime_batch_gain(repository: Path, model: str, threads: int, repeats: int = 3) -> dict[str, float]:
+    """Per-window seconds (best of ``repeats``) of the model's windows run one at a time and
+    as one batch of ``max_batch_size``, in this process; their ratio is the most batching
+    can give."""
+    entry = load_model(repository, model)
+    batch = max(entry.spec.max_batch_size, 1)
+    windows = example_windows(entry.spec.segment_samples, batch)
+    per_window = {}
+    for size in (1, batch):
+        backend = LocalBackend(entry, intra_op_threads=threads, batch_size=size)
+        backend.infer(windows)  # warm-up: the arena grows to this batch
+        best = min(_timed(backend.infer, windows) for _ in range(repeats))
+        per_window[size] = best / batch
+    return {
+        "onnxruntime_ms_per_window_batch_1": round(per_window[1] * 1e3, 1),
+        f"onnxruntime_ms_per_window_batch_{batch}": round(per_window[batch] * 1e3, 1),
+        "onnxruntime_batch_gain": round(per_window[1] / per_window[batch], 3),
+    }
+
+
+def example_windows(segment: int, count: int) -> np.ndarray:
+    """``count`` consecutive windows of the generated example song, ``(count, 2, segment)``."""
+    audio = example_mix(count * segment / SAMPLE_RATE_HZ + 1.0, 0)[: count * segment].astype(np.float32)
+    return np.ascontiguousarray(audio.T.reshape(2, count, segment).transpose(1, 0, 2))
+
+
+def _timed(fn, *args) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - started
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=8, help="songs in flight together")
@@ -228,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, max_batch in (("dynamic batching", None), ("batching off", 1))
         }
         rows = compare(configs, model, songs, args.rounds)
+        ceiling = onnxruntime_batch_gain(repository, model, args.intra_op_threads)
     ratio = rows[1]["median_round_s"] / rows[0]["median_round_s"]
     figures = {
         "model": model,
@@ -237,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput_ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
         "target_met": ratio >= TARGET_RATIO,
+        **ceiling,
     }
     path = report.write("triton_batching", figures, rows)
     print(path.read_text())
