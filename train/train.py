@@ -50,9 +50,11 @@ def random_tilt(shape: tuple[int, int], config: ModelConfig, rng: np.random.Gene
     return gains[:, :, None, :, None]
 
 
-def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor) -> torch.Tensor:
-    """L1 on real and imaginary parts plus L1 on magnitudes of the masked mix, in units of
-    each example's mix level. Masks are real, so |mask * mix| = mask * |mix|."""
+def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    """L1 (``squared``: mean squared error) on real and imaginary parts plus the same on
+    magnitudes of the masked mix, in units of each example's mix level. Masks are real, so
+    |mask * mix| = mask * |mix|. Where two stems sound alike, L1 is least for a mask that
+    gives each bin to the likelier stem, squared error for one that shares it."""
     cfg = model.config
     with torch.no_grad():
         real, imag = stem_spectra(stems, cfg)  # each (batch, stems, channels, bins, frames)
@@ -66,9 +68,11 @@ def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor) -> 
         mix_real, mix_imag, mix_mag = mix_real * scale, mix_imag * scale, mix_mag * scale
     masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames))
     masks = masks.view(batch, cfg.nb_stems, channels, bins, frames)
-    complex_l1 = (masks * mix_real - real).abs().mean() + (masks * mix_imag - imag).abs().mean()
-    magnitude_l1 = (masks * mix_mag - target_mag).abs().mean()
-    return complex_l1 + magnitude_l1
+    def error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        difference = estimate - target
+        return (difference.square() if squared else difference.abs()).mean()
+
+    return error(masks * mix_real, real) + error(masks * mix_imag, imag) + error(masks * mix_mag, target_mag)
 
 
 @torch.no_grad()
@@ -144,6 +148,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--head-rank", type=int, default=ModelConfig.head_rank)
     parser.add_argument("--balance-stems", action="store_true",
                         help="bring every stem crop to the same RMS before its random gain")
+    parser.add_argument("--loss", choices=("l1", "l2"), default="l1",
+                        help="spectral error: l1, or l2 (squared), which shares bins between stems that sound alike")
     parser.add_argument("--local-width", type=int, default=ModelConfig.local_width,
                         help="channels of the frequency-local branch (0: none); with --init, adds it")
     return parser
@@ -208,7 +214,7 @@ def train(args: argparse.Namespace) -> None:
         tilt = random_tilt(tuple(stems.shape[:2]), model.config, rng)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, 25, args.lr_half_life)
-        loss = spectral_loss(model, stems, tilt)
+        loss = spectral_loss(model, stems, tilt, squared=args.loss == "l2")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
