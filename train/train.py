@@ -68,6 +68,7 @@ def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squ
         mix_real, mix_imag, mix_mag = mix_real * scale, mix_imag * scale, mix_mag * scale
     masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames))
     masks = masks.view(batch, cfg.nb_stems, channels, bins, frames)
+
     def error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         difference = estimate - target
         return (difference.square() if squared else difference.abs()).mean()

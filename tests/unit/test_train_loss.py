@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from train.model import ModelConfig
-from train.train import spectral_loss
+from train.train import spectral_loss, stem_spectra
 
 
 def _stems(seed: int = 0) -> torch.Tensor:
@@ -44,8 +44,6 @@ def test_squared_error_of_silent_masks_is_twice_the_mean_power() -> None:
     stems, tilt = _stems(1), torch.ones(2, 5, 1, ModelConfig().nb_bins, 1)
     squared = float(spectral_loss(_model("none"), stems, tilt, squared=True))
     absolute = float(spectral_loss(_model("none"), stems, tilt, squared=False))
-    from train.train import stem_spectra
-
     real, imag = stem_spectra(stems, ModelConfig())
     mix_mag = torch.sqrt(real.sum(1).square() + imag.sum(1).square())
     level = mix_mag.mean(dim=(1, 2, 3)).view(2, 1, 1, 1, 1)  # each example's mix level
