@@ -23,9 +23,9 @@ def test_ci_runs_the_readme_test_command():
     assert readme_commands()[1].strip() in lines
 
 
-def test_every_test_run_in_the_readme_goes_through_the_test_command():
-    text = ROOT.joinpath("README.md").read_text()
-    inline = re.findall(r"(?<!`)`([^`\n]+)`(?!`)", text)  # inline code spans, not fences
+def test_every_test_run_in_the_docs_goes_through_the_test_command():
+    readmes = [ROOT / "README.md", *sorted(ROOT.glob("*/README.md"))]
+    inline = [code for path in readmes for code in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", path.read_text())]
     runs = [code for code in inline if "pytest" in code or "scripts/test.sh" in code]
-    assert runs, "the README names no test run"
+    assert runs, "the READMEs name no test run"
     assert all(run.startswith("bash scripts/test.sh") for run in runs), runs
