@@ -41,8 +41,9 @@ TARGET_MEMORY_GROWTH = 1.10  # flat: peak at the long track / peak at the short 
 SEED = 0
 
 
-def _peak_rss_mb() -> float:
-    return round(report.peak_rss_mb(), 1)
+def _figures(wall: float) -> dict[str, float]:
+    """A worker's result: its wall time and its own peak memory."""
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(report.peak_rss_mb(), 1)}
 
 
 # ----------------------------------------------------------------------------- workers
@@ -58,7 +59,7 @@ def _worker_stemserve(args: argparse.Namespace) -> dict[str, float]:
         started = time.perf_counter()
         separate(args.song, Path(out), backend, SeparationOptions(stems=4, model=args.architecture))
         wall = time.perf_counter() - started
-    return {"wall_s": round(wall, 2), "peak_rss_mb": _peak_rss_mb()}
+    return _figures(wall)
 
 
 def _read_song(path: Path):  # -> torch tensor (channels, samples)
@@ -92,7 +93,7 @@ def _worker_demucs(args: argparse.Namespace) -> dict[str, float]:
         stems = stems * ref.std() + ref.mean()
         wall = time.perf_counter() - started
     assert stems.shape[-1] == wav.shape[-1]
-    return {"wall_s": round(wall, 2), "peak_rss_mb": _peak_rss_mb()}
+    return _figures(wall)
 
 
 def _worker_umx(args: argparse.Namespace) -> dict[str, float]:
@@ -110,7 +111,7 @@ def _worker_umx(args: argparse.Namespace) -> dict[str, float]:
         stems = separator(wav[None])
         wall = time.perf_counter() - started
     assert stems.shape[-1] == wav.shape[-1]
-    return {"wall_s": round(wall, 2), "peak_rss_mb": _peak_rss_mb()}
+    return _figures(wall)
 
 
 WORKERS = {"stemserve": _worker_stemserve, "demucs": _worker_demucs, "umx": _worker_umx}

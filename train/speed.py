@@ -31,11 +31,8 @@ def time_song(repository: Path, name: str, song_s: float, threads: int, batch_si
     batch = (0.1 * rng.standard_normal((batch_size, 2, spec.segment_samples))).astype(np.float32)
     backend.warm_up()
     start, start_cpu = time.perf_counter(), time.process_time()
-    done = 0
-    while done < plan.nb_windows:
-        size = min(batch_size, plan.nb_windows - done)
-        backend.infer(batch[:size])
-        done += size
+    for first in range(0, plan.nb_windows, batch_size):
+        backend.infer(batch[: plan.nb_windows - first])  # the last batch may be short
     elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     # on a shared machine the wall time includes waiting for a core; CPU time does not
     log.info("%s: %d windows of %.2f s at %.0f%% overlap for a %.0f s song: %.2f s wall, "
