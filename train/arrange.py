@@ -270,3 +270,39 @@ def generate_song(seed: int, duration_s: float = 12.0) -> Song:
         parts.append(vocal)
 
     return Song(seed=seed, tempo_bpm=tempo, duration_s=nb_bars * bar_s, parts=parts, vowels=vowels)
+
+
+# programs a varied bass line may switch to: acoustic bass, cello, contrabass (bowed and
+# upright lines, as in chamber music and chorale settings)
+VARIED_BASS_PROGRAMS = (32, 42, 43)
+
+
+def vary_song(song: Song) -> Song:
+    """More of what the plain generator rarely makes, for training songs only: bass lines an
+    octave higher (tenor register) and on acoustic bass, cello or contrabass; piano lines in
+    the singer's register (the vocal line doubled, or the piano's top notes an octave up);
+    choir patches as "other" backing. Draws from its own generator (seeded by the song's
+    seed), so ``generate_song`` itself, and the benchmark's held-out songs, are unchanged."""
+    rng = np.random.default_rng([song.seed, 1])
+    parts = {stem: song.stem_parts(stem) for stem in STEMS}
+    for bass in parts["bass"]:
+        if rng.random() < 0.35:
+            bass.program = int(rng.choice(VARIED_BASS_PROGRAMS))
+        if rng.random() < 0.35 and max(n.pitch for n in bass.notes) <= 52:
+            bass.notes = [Note(n.pitch + 12, n.start_s, n.end_s, n.velocity) for n in bass.notes]
+    for piano in parts["piano"]:
+        if rng.random() >= 0.5:
+            continue
+        if parts["vocals"] and rng.random() < 0.5:
+            line = [Note(n.pitch, n.start_s, n.end_s, max(50, n.velocity - 20)) for n in parts["vocals"][0].notes]
+        else:
+            tops: dict[float, Note] = {}
+            for n in piano.notes:
+                if n.start_s not in tops or n.pitch > tops[n.start_s].pitch:
+                    tops[n.start_s] = n
+            line = [Note(n.pitch + 12, n.start_s, n.end_s, min(127, n.velocity + 10)) for n in tops.values()]
+        piano.notes = piano.notes + line
+    for other in parts["other"]:
+        if rng.random() < 0.12:
+            other.program = int(rng.choice(CHOIR_PROGRAMS))
+    return song

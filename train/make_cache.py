@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.arrange import generate_song
+from train.arrange import generate_song, vary_song
 from train.render import TRAIN_SOUNDFONTS, open_renderers, render_song
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,9 @@ def song_path(cache_dir: Path, seed: int) -> Path:
 
 
 def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
-                duration_s: float = 12.0) -> int:
-    """Render every seed not cached yet; returns how many were rendered."""
+                duration_s: float = 12.0, vary: bool = False) -> int:
+    """Render every seed not cached yet (``vary``: through ``vary_song``); returns how many
+    were rendered."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     renderers = open_renderers(soundfonts)
     rendered = 0
@@ -35,7 +36,8 @@ def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRA
         path = song_path(cache_dir, seed)
         if path.exists():
             continue
-        stems = render_song(generate_song(seed, duration_s), renderers)
+        song = generate_song(seed, duration_s)
+        stems = render_song(vary_song(song) if vary else song, renderers)
         peak = float(np.abs(stems.sum(axis=0)).max())
         if peak > 0:
             stems = stems * (0.9 / max(peak, 0.9))  # keep float16 away from overflow
@@ -54,6 +56,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--duration-s", type=float, default=12.0)
+    parser.add_argument("--vary", action="store_true",
+                        help="render the songs through train.arrange.vary_song (higher bass lines, piano in the "
+                             "singer's register, choir backing as other)")
     return parser
 
 
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
-                        duration_s=args.duration_s)
+                        duration_s=args.duration_s, vary=args.vary)
     log.info("done: %d songs rendered into %s", count, args.out)
 
 

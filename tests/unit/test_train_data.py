@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.arrange import STEMS, generate_song
+from train.arrange import CHOIR_PROGRAMS, STEMS, VARIED_BASS_PROGRAMS, generate_song, vary_song
 from train.dataset import RemixSampler, SongCache
 from train.singer import sing
 
@@ -29,6 +29,41 @@ def test_songs_vary_in_tempo_and_length() -> None:
     assert max(tempos) - min(tempos) > 30
     assert all(7.0 < song.duration_s < 8.0 + 4 * 60 / song.tempo_bpm for song in songs)
     assert any(not song.stem_parts("piano") for song in songs)  # stems can be absent
+
+
+def test_varied_songs_add_high_bass_piano_in_the_vocal_register_and_choir_backing() -> None:
+    seeds = range(1000, 1060)
+    plain, varied = [generate_song(seed) for seed in seeds], [vary_song(generate_song(seed)) for seed in seeds]
+    assert varied[0] == vary_song(generate_song(seeds[0]))  # seeded
+    assert generate_song(seeds[0]) == plain[0]  # the plain generator is untouched
+    raised = new_bass = doubled = topline = choir = 0
+    for before, after in zip(plain, varied):
+        for old, new in zip(before.parts, after.parts):
+            assert (old.stem, old.is_drum) == (new.stem, new.is_drum)
+            if new.stem == "bass":
+                new_bass += new.program != old.program
+                assert new.program == old.program or new.program in VARIED_BASS_PROGRAMS
+                shifts = {b.pitch - a.pitch for a, b in zip(old.notes, new.notes)}
+                assert shifts in ({0}, {12})
+                raised += shifts == {12}
+            elif new.stem == "piano" and len(new.notes) > len(old.notes):
+                assert new.notes[: len(old.notes)] == old.notes
+                added = new.notes[len(old.notes):]
+                vocal = before.stem_parts("vocals")
+                if vocal and [n.pitch for n in added] == [n.pitch for n in vocal[0].notes]:
+                    doubled += 1
+                else:  # the top note of each piano onset, an octave up
+                    tops = {}
+                    for n in old.notes:
+                        tops[n.start_s] = max(tops.get(n.start_s, 0), n.pitch)
+                    assert sorted((n.start_s, n.pitch - 12) for n in added) == sorted(tops.items())
+                    topline += 1
+            elif new.stem == "other" and new.program != old.program:
+                assert new.program in CHOIR_PROGRAMS
+                choir += 1
+            else:
+                assert new == old
+    assert min(raised, new_bass, doubled, topline, choir) > 0, (raised, new_bass, doubled, topline, choir)
 
 
 def test_singer_sings_the_requested_pitch() -> None:
@@ -109,3 +144,17 @@ def test_balanced_sampler_starts_every_audible_stem_at_one_level(tmp_path: Path,
         assert max(spreads) < 1.6  # only the random stereo width (0.5-1.3) moves the level
     else:
         assert min(spreads) > 20  # 40 dB apart as rendered, less where a crop reaches the silent half
+
+
+@pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
+def test_cache_renders_varied_songs_on_request(tmp_path: Path) -> None:
+    from train.make_cache import main, song_path
+
+    seed = 1001  # as a 3-s song, varying it changes its bass program and an "other" part
+    main(["--out", str(tmp_path / "plain"), "--first-seed", str(seed), "--count", "1", "--duration-s", "3"])
+    main(["--out", str(tmp_path / "varied"), "--first-seed", str(seed), "--count", "1", "--duration-s", "3",
+          "--vary"])
+    plain, varied = (np.load(song_path(tmp_path / name, seed)) for name in ("plain", "varied"))
+    assert plain.shape == varied.shape == (len(STEMS), 2, plain.shape[-1])
+    changed = [stem for index, stem in enumerate(STEMS) if not np.array_equal(plain[index], varied[index])]
+    assert {"bass", "other"} <= set(changed) and "drums" not in changed
