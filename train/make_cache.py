@@ -56,6 +56,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--duration-s", type=float, default=12.0)
+    parser.add_argument("--soundfont", action="append", default=None, metavar="NAME",
+                        help="a soundfont in /usr/share/sounds/sf2, repeatable (default: the three training "
+                             "soundfonts; any other is for validation and evaluation caches only)")
     parser.add_argument("--vary", action="store_true",
                         help="render the songs through train.arrange.vary_song (higher bass lines, piano in the "
                              "singer's register, choir backing as other)")
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
-                        duration_s=args.duration_s, vary=args.vary)
+                        tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s, vary=args.vary)
     log.info("done: %d songs rendered into %s", count, args.out)
 
 

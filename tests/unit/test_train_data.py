@@ -147,14 +147,17 @@ def test_balanced_sampler_starts_every_audible_stem_at_one_level(tmp_path: Path,
 
 
 @pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
-def test_cache_renders_varied_songs_on_request(tmp_path: Path) -> None:
+def test_cache_renders_varied_songs_with_the_soundfont_asked_for(tmp_path: Path) -> None:
     from train.make_cache import main, song_path
+    from train.render import open_renderers, render_song
 
     seed = 1001  # as a 3-s song, varying it changes its bass program and an "other" part
-    main(["--out", str(tmp_path / "plain"), "--first-seed", str(seed), "--count", "1", "--duration-s", "3"])
-    main(["--out", str(tmp_path / "varied"), "--first-seed", str(seed), "--count", "1", "--duration-s", "3",
-          "--vary"])
-    plain, varied = (np.load(song_path(tmp_path / name, seed)) for name in ("plain", "varied"))
-    assert plain.shape == varied.shape == (len(STEMS), 2, plain.shape[-1])
+    for name, extra in (("plain", []), ("varied", ["--vary"])):
+        main(["--out", str(tmp_path / name), "--first-seed", str(seed), "--count", "1", "--duration-s", "3",
+              "--soundfont", SOUNDFONT.name, *extra])
+    plain, varied = (np.load(song_path(tmp_path / name, seed)).astype(np.float32) for name in ("plain", "varied"))
+    expected = render_song(generate_song(seed, 3.0), open_renderers((SOUNDFONT.name,)))
+    assert np.abs(expected).sum(axis=0).max() < 0.9  # so the cache kept the rendered level
+    np.testing.assert_allclose(plain, expected, atol=2e-3)  # float16
     changed = [stem for index, stem in enumerate(STEMS) if not np.array_equal(plain[index], varied[index])]
     assert {"bass", "other"} <= set(changed) and "drums" not in changed
