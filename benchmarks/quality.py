@@ -25,21 +25,21 @@ from benchmarks.quality_report import write_listening_report
 from benchmarks.quality_sets import EVAL_SOUNDFONT, SAMPLE_RATE_HZ, corpus_clips, generated_clips
 from benchmarks.report import RESULTS, write
 from train.arrange import STEMS
-from train.render import StemRenderer
+from train.render import TRAIN_SOUNDFONTS, StemRenderer
 
 log = logging.getLogger("benchmarks.quality")
 TARGET_AVERAGE_SDR_DB = 5.0
 METHODS = ("model", "oracle", "baseline")
 
 
-def evaluate(clips, separators) -> dict:
+def evaluate(clips, separators, sample_rate_hz: int = SAMPLE_RATE_HZ) -> dict:
     """-> {set: {method: {metric: {stem: median over clips}}}} plus the per-clip figures."""
     per_clip: list[dict] = []
     for clip in clips:
         entry = {"name": clip.name, "set": clip.set_name, "style": clip.style}
         for method, separate in separators.items():
             estimate = separate(clip.mix, clip.stems)
-            scores = clip_scores(clip.stems, estimate, SAMPLE_RATE_HZ)
+            scores = clip_scores(clip.stems, estimate, sample_rate_hz)
             entry[method] = {m: dict(zip(STEMS, map(float, scores[m]))) for m in METRICS}
             if method == "model":
                 entry["estimate"] = estimate
@@ -102,7 +102,14 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.soundfont.name in TRAIN_SOUNDFONTS:
+        parser.error(f"--soundfont must be one no training song used (not {', '.join(TRAIN_SOUNDFONTS)}), "
+                     f"got {args.soundfont}")
+    if not args.soundfont.is_file():
+        parser.error(f"--soundfont must be a readable soundfont file (the default comes with the Debian "
+                     f"package musescore-general-soundfont-small), got {args.soundfont}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     renderer = StemRenderer(args.soundfont)
