@@ -140,6 +140,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=150)
     parser.add_argument("--valid-songs", type=int, default=12)
     parser.add_argument("--save-every", type=int, default=50)
+    parser.add_argument("--keep-every", type=int, default=0, metavar="N",
+                        help="also keep the weights of every N-th step as step_NNNNNN.pt (0: none), for "
+                             "choosing a checkpoint on other validation sets afterwards")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--init", type=Path, default=None,
                         help="start a new run from this checkpoint's weights (fine-tuning)")
@@ -234,6 +237,8 @@ def train(args: argparse.Namespace) -> None:
                 save(args.run_dir / "best.pt", model, None, step, {"best_sdr": best, "valid": scores})
         if step % args.save_every == 0 or step == args.steps:
             save(latest, model, optimizer, step, {"best_sdr": best})
+        if args.keep_every and step % args.keep_every == 0:
+            save(args.run_dir / f"step_{step:06d}.pt", model, None, step)
     log.info("finished at step %d, best mean SDR %.2f dB", step, best)
 
 

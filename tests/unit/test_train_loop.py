@@ -39,6 +39,18 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert "resuming from" in log and "valid step 2 SDR vocals" in log
 
 
+def test_a_run_keeps_the_weights_of_every_nth_step(tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache")
+    main([*_args(tmp_path / "run", cache, 4), "--keep-every", "2"])
+    kept = sorted(path.name for path in (tmp_path / "run").glob("step_*.pt"))
+    assert kept == ["step_000002.pt", "step_000004.pt"]
+    last, state = load_separator(tmp_path / "run" / "step_000004.pt")
+    final, _ = load_separator(tmp_path / "run" / "latest.pt")
+    assert state["step"] == 4 and "optimizer" not in state
+    for (name, a), b in zip(last.state_dict().items(), final.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_learning_rate_warms_up_then_halves() -> None:
     assert learning_rate(0, 1e-3, 10, 100) == pytest.approx(1e-4)
     assert learning_rate(9, 1e-3, 10, 100) == pytest.approx(1e-3 * 0.5 ** 0.09)
