@@ -281,8 +281,9 @@ def vary_song(song: Song) -> Song:
     """More of what the plain generator rarely makes, for training songs only: bass lines an
     octave higher (tenor register) and on acoustic bass, cello or contrabass; piano lines in
     the singer's register (the vocal line doubled, or the piano's top notes an octave up);
-    choir patches as "other" backing. Draws from its own generator (seeded by the song's
-    seed), so ``generate_song`` itself, and the benchmark's held-out songs, are unchanged."""
+    choir patches as "other" backing. Edits ``song`` in place and returns it. Draws from its
+    own generator (seeded by the song's seed), so ``generate_song`` itself, and the
+    benchmark's held-out songs, are unchanged."""
     rng = np.random.default_rng([song.seed, 1])
     parts = {stem: song.stem_parts(stem) for stem in STEMS}
     for bass in parts["bass"]:
