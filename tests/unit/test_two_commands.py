@@ -18,9 +18,9 @@ def test_readme_has_the_two_commands_and_their_scripts_exist():
         assert (ROOT / command.split()[1]).is_file()
 
 
-def test_ci_runs_the_readme_test_command():
-    lines = [line.strip() for line in ROOT.joinpath(".ci/run").read_text().splitlines()]
-    assert readme_commands()[1].strip() in lines
+def test_ci_runs_the_readme_test_command_and_nothing_else():
+    lines = ROOT.joinpath(".ci/run").read_text().splitlines()
+    assert lines == ["#!/usr/bin/env bash", readme_commands()[1].strip()]
 
 
 def test_every_test_run_in_the_docs_goes_through_the_test_command():
