@@ -5,9 +5,9 @@ Seeded and resumable: a run folder holds ``latest.pt`` (model, optimizer, step),
 from ``latest.pt``. Batch ``step`` draws its data from ``default_rng([seed, step])`` so a
 resumed run sees the same data it would have seen without the interruption.
 
-Loss: L1 between masked mixture spectra and the target stem spectra (complex difference
-plus magnitude difference), in units of each example's mix level. Validation: plain
-SDR per stem on whole held-out songs through the waveform (export) path.
+Loss: L1 (``--loss l2``: squared error) between masked mixture spectra and the target stem
+spectra (complex difference plus magnitude difference), in units of each example's mix level.
+Validation: plain SDR per stem on whole held-out songs through the waveform (export) path.
 """
 
 from __future__ import annotations
