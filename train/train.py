@@ -1,7 +1,8 @@
 """Train stemserve-small: ``python -m train.train --run-dir train/runs/NAME``.
 
 Seeded and resumable: a run folder holds ``latest.pt`` (model, optimizer, step), ``best.pt``
-(best validation SDR so far) and ``train.log``; running the same command again continues
+(best validation SDR so far), ``step_NNNNNN.pt`` snapshots with ``--keep-every`` and
+``train.log``; running the same command again continues
 from ``latest.pt``. Batch ``step`` draws its data from ``default_rng([seed, step])`` so a
 resumed run sees the same data it would have seen without the interruption.
 
