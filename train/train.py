@@ -42,12 +42,22 @@ def stem_spectra(stems: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor
     return spec.real.contiguous().view(shape), spec.imag.contiguous().view(shape)
 
 
-def random_tilt(shape: tuple[int, int], config: ModelConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Per (example, stem) EQ: a spectral tilt of +-4 dB/octave around 1 kHz, ``(b, s, 1, bins, 1)``."""
+def random_tilt(shape: tuple[int, int], config: ModelConfig, rng: np.random.Generator,
+                bump_db: float = 0.0) -> torch.Tensor:
+    """Per (example, stem) EQ, ``(b, s, 1, bins, 1)``: half of the stems get a spectral tilt
+    of +-4 dB/octave around 1 kHz. With ``bump_db``, every stem also gets three resonances
+    or notches of up to +-``bump_db`` dB, 1/3 to 2 octaves wide, centred anywhere in
+    60 Hz-12 kHz: another spectral envelope, as another instrument sample would have."""
     freqs = np.maximum(np.arange(config.nb_bins) * SAMPLE_RATE_HZ / config.n_fft, 40.0)
     tilt = rng.uniform(-4, 4, size=shape) * (rng.random(shape) < 0.5)
-    gain_db = np.clip(tilt[..., None] * np.log2(freqs / 1000.0), -18, 18)  # (b, s, bins)
-    gains = torch.from_numpy((10 ** (gain_db / 20)).astype(np.float32))
+    gain_db = tilt[..., None] * np.log2(freqs / 1000.0)  # (b, s, bins)
+    if bump_db:
+        octave = np.log2(freqs)
+        centres = rng.uniform(np.log2(60.0), np.log2(12000.0), size=(*shape, 3, 1))
+        widths = rng.uniform(1 / 3, 2.0, size=(*shape, 3, 1)) / 2.355  # FWHM in octaves -> sigma
+        heights = rng.uniform(-bump_db, bump_db, size=(*shape, 3, 1))
+        gain_db = gain_db + (heights * np.exp(-0.5 * ((octave - centres) / widths) ** 2)).sum(axis=-2)
+    gains = torch.from_numpy((10 ** (np.clip(gain_db, -18, 18) / 20)).astype(np.float32))
     return gains[:, :, None, :, None]
 
 
@@ -155,6 +165,10 @@ def get_parser() -> argparse.ArgumentParser:
                         help="bring every stem crop to the same RMS before its random gain")
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1",
                         help="spectral error: l1, or l2 (squared), which shares bins between stems that sound alike")
+    parser.add_argument("--eq-bumps-db", type=float, default=0.0, metavar="DB",
+                        help="also give every stem three random resonances or notches of up to +-DB dB")
+    parser.add_argument("--shift-semitones", type=float, default=0.0, metavar="N",
+                        help="resample every stem by up to +-N semitones (pitch and spectral envelope)")
     parser.add_argument("--local-width", type=int, default=ModelConfig.local_width,
                         help="channels of the frequency-local branch (0: none); with --init, adds it")
     return parser
@@ -206,7 +220,7 @@ def train(args: argparse.Namespace) -> None:
 
     cache, valid = SongCache(args.cache), SongCache(args.valid_cache)
     crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
-    sampler = RemixSampler(cache, crop, balance=args.balance_stems)
+    sampler = RemixSampler(cache, crop, balance=args.balance_stems, shift_semitones=args.shift_semitones)
     log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
 
     losses: list[float] = []
@@ -216,7 +230,7 @@ def train(args: argparse.Namespace) -> None:
         if step % 100 == 0:
             cache.refresh()
         stems = torch.from_numpy(sampler.batch(args.batch_size, rng))
-        tilt = random_tilt(tuple(stems.shape[:2]), model.config, rng)
+        tilt = random_tilt(tuple(stems.shape[:2]), model.config, rng, args.eq_bumps_db)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, 25, args.lr_half_life)
         loss = spectral_loss(model, stems, tilt, squared=args.loss == "l2")

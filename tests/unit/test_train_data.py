@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from train.arrange import CHOIR_PROGRAMS, STEMS, VARIED_BASS_PROGRAMS, generate_song, vary_song
-from train.dataset import RemixSampler, SongCache
+from train.dataset import RemixSampler, SongCache, resample
 from train.singer import sing
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
@@ -161,3 +161,55 @@ def test_cache_renders_varied_songs_with_the_soundfont_asked_for(tmp_path: Path)
     np.testing.assert_allclose(plain, expected, atol=2e-3)  # float16
     changed = [stem for index, stem in enumerate(STEMS) if not np.array_equal(plain[index], varied[index])]
     assert {"bass", "other"} <= set(changed) and "drums" not in changed
+
+
+def _peak_hz(signal: np.ndarray, sample_rate_hz: int = 44100) -> float:
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(signal.size), 16 * signal.size))
+    return float(spectrum.argmax() * sample_rate_hz / (16 * signal.size))
+
+
+@pytest.mark.parametrize("semitones", [-3.0, 2.0])
+def test_resampling_moves_every_frequency_by_the_rate(semitones: float) -> None:
+    time_s = np.arange(6000) / 44100
+    tones = np.stack([np.sin(2 * np.pi * 1000 * time_s), np.sin(2 * np.pi * 3000 * time_s)])
+    shifted = resample(tones, 2 ** (semitones / 12), 4000)
+    assert shifted.shape == (2, 4000)
+    assert _peak_hz(shifted[0]) == pytest.approx(1000 * 2 ** (semitones / 12), rel=2e-3)
+    assert _peak_hz(shifted[1]) == pytest.approx(3000 * 2 ** (semitones / 12), rel=2e-3)
+
+
+def test_resampling_refuses_too_short_an_input() -> None:
+    with pytest.raises(ValueError, match=r"needs 4490 input samples, got 4000"):
+        resample(np.zeros((2, 4000)), 2 ** (2 / 12), 4000)
+
+
+def _tone_cache(directory: Path) -> SongCache:
+    """Every stem of every song is a steady 440 Hz tone."""
+    tone = np.sin(2 * np.pi * 440 * np.arange(20000) / 44100)
+    for seed in range(4):
+        np.save(directory / f"song_{seed:07d}.npy", np.broadcast_to(0.1 * tone, (len(STEMS), 2, tone.size))
+                .astype(np.float16))
+    return SongCache(directory)
+
+
+@pytest.mark.parametrize("coherent", [False, True])
+def test_sampler_shifts_each_stem_within_the_range_and_a_coherent_example_as_one(
+        tmp_path: Path, coherent: bool) -> None:
+    sampler = RemixSampler(_tone_cache(tmp_path), crop_samples=8192, p_coherent=float(coherent),
+                           p_drop_stem=0.0, shift_semitones=3.0)
+    rng = np.random.default_rng(0)
+    shifts = np.array([[12 * np.log2(_peak_hz(stem[0]) / 440) for stem in sampler.example(rng)]
+                       for _ in range(20)])  # (examples, stems), semitones
+    assert np.abs(shifts).max() < 3.05
+    assert shifts.max() - shifts.min() > 4  # the range is used
+    spread_in_example = (shifts.max(axis=1) - shifts.min(axis=1)).max()
+    if coherent:
+        assert spread_in_example < 0.05  # the stems stay in tune with each other
+    else:
+        assert spread_in_example > 1
+
+
+def test_sampler_without_shift_keeps_the_pitch(tmp_path: Path) -> None:
+    sampler = RemixSampler(_tone_cache(tmp_path), crop_samples=8192, p_drop_stem=0.0)
+    example = sampler.example(np.random.default_rng(0))
+    assert all(_peak_hz(stem[0]) == pytest.approx(440, rel=1e-3) for stem in example)

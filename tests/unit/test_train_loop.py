@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from train.arrange import STEMS
-from train.train import learning_rate, load_separator, main
+from train.model import ModelConfig
+from train.train import learning_rate, load_separator, main, random_tilt
 
 
 def _cache(directory: Path) -> Path:
@@ -81,3 +82,33 @@ def test_fine_tuning_with_a_local_branch_trains_it(tmp_path: Path) -> None:
     assert tuned.masknet.local.out.weight.abs().max() > 0  # it moved away from its zero start
     with pytest.raises(ValueError, match="only gain a local branch"):
         load_separator(tmp_path / "tuned" / "latest.pt", local_width=5)
+
+
+def _eq_db(bump_db: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """EQ gains in dB ``(examples, stems, bins)`` and log2 of the bin frequencies, within 60 Hz-16 kHz
+    (where a tilt stays inside the +-18 dB clip)."""
+    config = ModelConfig()
+    gains = random_tilt((8, len(STEMS)), config, np.random.default_rng(seed), bump_db)
+    db = 20 * np.log10(gains.numpy()[:, :, 0, :, 0])
+    freqs = np.arange(config.nb_bins) * 44100 / config.n_fft
+    band = (freqs > 60) & (freqs < 16000)
+    return db[..., band], np.log2(freqs[band])
+
+
+def _straight_line_residual(db: np.ndarray, octave: np.ndarray) -> np.ndarray:
+    """Largest distance (dB) of each EQ curve from its best straight line in octaves."""
+    design = np.stack([np.ones_like(octave), octave], axis=1)
+    flat = db.reshape(-1, octave.size).T
+    fit = design @ np.linalg.lstsq(design, flat, rcond=None)[0]
+    return np.abs(flat - fit).max(axis=0)
+
+
+def test_plain_eq_is_a_tilt_in_octaves_and_bumps_add_resonances() -> None:
+    db, octave = _eq_db(0.0)
+    assert _straight_line_residual(db, octave).max() < 0.01  # a tilt: a straight line (or flat)
+    assert 0.2 < np.mean(np.abs(db).max(axis=-1) > 0.1) < 0.8  # about half of the stems are tilted
+    bumped, _ = _eq_db(6.0)
+    residual = _straight_line_residual(bumped, octave)
+    assert np.mean(residual > 1.0) > 0.8  # nearly every stem gets a resonance or notch
+    assert np.abs(bumped).max() <= 18.0 + 1e-3  # clipped to +-18 dB
+    assert not np.allclose(bumped[:, 0], bumped[:, 1])  # each stem its own
