@@ -61,11 +61,16 @@ def random_tilt(shape: tuple[int, int], config: ModelConfig, rng: np.random.Gene
     return gains[:, :, None, :, None]
 
 
-def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squared: bool = False) -> torch.Tensor:
+def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squared: bool = False,
+                  stem_floor: float = 0.0) -> torch.Tensor:
     """L1 (``squared``: mean squared error) on real and imaginary parts plus the same on
     magnitudes of the masked mix, in units of each example's mix level. Masks are real, so
     |mask * mix| = mask * |mix|. Where two stems sound alike, L1 is least for a mask that
-    gives each bin to the likelier stem, squared error for one that shares it."""
+    gives each bin to the likelier stem, squared error for one that shares it.
+
+    ``stem_floor`` > 0: each stem's error is divided by its own level (mean |S| for L1, mean
+    |S|^2 for squared error) plus ``stem_floor`` times the mix's, so a quiet stem weighs about
+    as much as a loud one, as in SDR, and leaking into a silent stem costs the most."""
     cfg = model.config
     with torch.no_grad():
         real, imag = stem_spectra(stems, cfg)  # each (batch, stems, channels, bins, frames)
@@ -82,9 +87,14 @@ def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squ
 
     def error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         difference = estimate - target
-        return (difference.square() if squared else difference.abs()).mean()
+        return (difference.square() if squared else difference.abs()).mean(dim=(2, 3, 4))  # (batch, stems)
 
-    return error(masks * mix_real, real) + error(masks * mix_imag, imag) + error(masks * mix_mag, target_mag)
+    errors = error(masks * mix_real, real) + error(masks * mix_imag, imag) + error(masks * mix_mag, target_mag)
+    if stem_floor:
+        power = 2 if squared else 1
+        level = target_mag.pow(power).mean(dim=(2, 3, 4)) + stem_floor * mix_mag.pow(power).mean(dim=(2, 3, 4))
+        errors = errors / level
+    return errors.mean()
 
 
 @torch.no_grad()
@@ -165,6 +175,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="bring every stem crop to the same RMS before its random gain")
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1",
                         help="spectral error: l1, or l2 (squared), which shares bins between stems that sound alike")
+    parser.add_argument("--stem-floor", type=float, default=0.0, metavar="F",
+                        help="divide each stem's error by its own level plus F times the mix's (0: off)")
     parser.add_argument("--eq-bumps-db", type=float, default=0.0, metavar="DB",
                         help="also give every stem three random resonances or notches of up to +-DB dB")
     parser.add_argument("--shift-semitones", type=float, default=0.0, metavar="N",
@@ -233,7 +245,7 @@ def train(args: argparse.Namespace) -> None:
         tilt = random_tilt(tuple(stems.shape[:2]), model.config, rng, args.eq_bumps_db)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, 25, args.lr_half_life)
-        loss = spectral_loss(model, stems, tilt, squared=args.loss == "l2")
+        loss = spectral_loss(model, stems, tilt, squared=args.loss == "l2", stem_floor=args.stem_floor)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
