@@ -59,7 +59,7 @@ def test_stems_sum_to_the_mix(session) -> None:
     stems = _run(session, mix)
     assert stems.shape == (2, len(STEMS), 2, SEGMENT_SAMPLES)
     assert np.abs(stems.sum(axis=1) - mix).max() < 1e-4
-    assert np.abs(stems[:, 0]).mean() < 0.9 * np.abs(mix).mean()  # not everything in one stem
+    # (how white noise is shared is not a property of music; separation is checked on a song below)
 
 
 @pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")

@@ -112,3 +112,30 @@ def test_plain_eq_is_a_tilt_in_octaves_and_bumps_add_resonances() -> None:
     assert np.mean(residual > 1.0) > 0.8  # nearly every stem gets a resonance or notch
     assert np.abs(bumped).max() <= 18.0 + 1e-3  # clipped to +-18 dB
     assert not np.allclose(bumped[:, 0], bumped[:, 1])  # each stem its own
+
+
+def test_score_ranks_checkpoints_by_the_mean_of_the_two_sets(tmp_path: Path, capsys) -> None:
+    from train.score import main as score_main
+    from train.score import score
+
+    cache = _cache(tmp_path / "cache")
+    unseen = tmp_path / "unseen"
+    unseen.mkdir()
+    (unseen / "song_0000000.npy").write_bytes((cache / "song_0000002.npy").read_bytes())
+    main([*_args(tmp_path / "run", cache, 2), "--keep-every", "1"])
+    checkpoints = [tmp_path / "run" / "step_000001.pt", tmp_path / "run" / "step_000002.pt"]
+    results = score_main([*map(str, checkpoints), "--valid-cache", str(cache), "--first-song", "2",
+                          "--unseen-cache", str(unseen)])
+    for checkpoint in checkpoints:
+        scores = results[checkpoint]
+        # songs from --first-song on: here only song 2, the same song as the unseen set's
+        assert scores["valid"] == pytest.approx(scores["unseen"], nan_ok=True)
+        assert scores["selection"]["mean"] == pytest.approx(scores["valid"]["mean"])
+    songs = [np.load(cache / f"song_{seed:07d}.npy") for seed in (0, 2)]
+    mixed = score(checkpoints[0], {"first": songs[:1], "last": songs[1:]})
+    assert mixed["first"]["mean"] != pytest.approx(mixed["last"]["mean"])
+    assert mixed["selection"]["mean"] == pytest.approx((mixed["first"]["mean"] + mixed["last"]["mean"]) / 2)
+    best = max(checkpoints, key=lambda c: results[c]["selection"]["mean"])
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"best: {best} (")
+    with pytest.raises(SystemExit, match="--first-song 3 needs more than 3 songs"):
+        score_main([str(checkpoints[0]), "--valid-cache", str(cache), "--first-song", "3", "--unseen-cache", str(unseen)])

@@ -1,0 +1,70 @@
+"""Score checkpoints for selection: ``python -m train.score CHECKPOINT [CHECKPOINT ...]``.
+
+Whole-song SDR per stem (``train.train.validate``: median over the songs that have the stem)
+on two validation sets that the training log never scores: validation songs 12-23 (the
+training soundfonts; the log scores songs 0-11) and the songs rendered with a soundfont no
+training song uses (``make_cache --soundfont``). A checkpoint's selection figure is the mean
+of the two sets' means; the committed checkpoints were chosen among a run's snapshots by it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train.dataset import SongCache
+from train.train import load_separator, validate
+
+log = logging.getLogger(__name__)
+
+
+def score(checkpoint: Path, sets: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+    """-> {set name: {stem: SDR, "mean": ...}, "selection": {"mean": mean of the sets' means}}."""
+    model, _ = load_separator(checkpoint)
+    scores = {name: validate(model, types.SimpleNamespace(songs=songs), len(songs)) for name, songs in sets.items()}
+    scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
+    return scores
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Score checkpoints on the selection validation sets.")
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--valid-cache", type=Path, default=Path("train/cache/valid"))
+    parser.add_argument("--first-song", type=int, default=12,
+                        help="score validation songs from this index on (the training log scores the ones before)")
+    parser.add_argument("--unseen-cache", type=Path, default=Path("train/cache/valid-opl3"),
+                        help="validation songs rendered with a soundfont no training song uses")
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]]]:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    valid, unseen = SongCache(args.valid_cache), SongCache(args.unseen_cache)
+    for cache in (valid, unseen):
+        if not len(cache):
+            raise SystemExit(f"no cached songs (song_*.npy) in {cache.directory}; render them with train.make_cache")
+    if len(valid) <= args.first_song:
+        raise SystemExit(f"--first-song {args.first_song} needs more than {args.first_song} songs in "
+                         f"{args.valid_cache}, got {len(valid)}")
+    sets = {"valid": valid.songs[args.first_song:], "unseen": unseen.songs}
+    results = {}
+    for checkpoint in args.checkpoints:
+        results[checkpoint] = scores = score(checkpoint, sets)
+        print(f"{checkpoint} | " + " | ".join(
+            f"{name}: " + " ".join(f"{stem} {value:.2f}" for stem, value in values.items())
+            for name, values in scores.items()), flush=True)
+    best = max(results, key=lambda path: results[path]["selection"]["mean"])
+    print(f"best: {best} ({results[best]['selection']['mean']:.2f} dB)")
+    return results
+
+
+if __name__ == "__main__":
+    main()
