@@ -42,7 +42,7 @@ def stem_spectra(stems: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor
     return spec.real.contiguous().view(shape), spec.imag.contiguous().view(shape)
 
 
-def random_tilt(shape: tuple[int, int], config: ModelConfig, rng: np.random.Generator,
+def random_eq(shape: tuple[int, int], config: ModelConfig, rng: np.random.Generator,
                 bump_db: float = 0.0) -> torch.Tensor:
     """Per (example, stem) EQ, ``(b, s, 1, bins, 1)``: half of the stems get a spectral tilt
     of +-4 dB/octave around 1 kHz. With ``bump_db``, every stem also gets three resonances
@@ -242,10 +242,10 @@ def train(args: argparse.Namespace) -> None:
         if step % 100 == 0:
             cache.refresh()
         stems = torch.from_numpy(sampler.batch(args.batch_size, rng))
-        tilt = random_tilt(tuple(stems.shape[:2]), model.config, rng, args.eq_bumps_db)
+        eq = random_eq(tuple(stems.shape[:2]), model.config, rng, args.eq_bumps_db)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.lr, 25, args.lr_half_life)
-        loss = spectral_loss(model, stems, tilt, squared=args.loss == "l2", stem_floor=args.stem_floor)
+        loss = spectral_loss(model, stems, eq, squared=args.loss == "l2", stem_floor=args.stem_floor)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

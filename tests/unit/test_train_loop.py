@@ -8,7 +8,7 @@ import torch
 
 from train.arrange import STEMS
 from train.model import ModelConfig
-from train.train import learning_rate, load_separator, main, random_tilt
+from train.train import learning_rate, load_separator, main, random_eq
 
 
 def _cache(directory: Path) -> Path:
@@ -88,7 +88,7 @@ def _eq_db(bump_db: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """EQ gains in dB ``(examples, stems, bins)`` and log2 of the bin frequencies, within 60 Hz-16 kHz
     (where a tilt stays inside the +-18 dB clip)."""
     config = ModelConfig()
-    gains = random_tilt((8, len(STEMS)), config, np.random.default_rng(seed), bump_db)
+    gains = random_eq((8, len(STEMS)), config, np.random.default_rng(seed), bump_db)
     db = 20 * np.log10(gains.numpy()[:, :, 0, :, 0])
     freqs = np.arange(config.nb_bins) * 44100 / config.n_fft
     band = (freqs > 60) & (freqs < 16000)
