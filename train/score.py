@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import types
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 def score(checkpoint: Path, sets: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
     """-> {set name: {stem: SDR, "mean": ...}, "selection": {"mean": mean of the sets' means}}."""
     model, _ = load_separator(checkpoint)
-    scores = {name: validate(model, types.SimpleNamespace(songs=songs), len(songs)) for name, songs in sets.items()}
+    scores = {name: validate(model, songs) for name, songs in sets.items()}
     scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
     return scores
 

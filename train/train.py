@@ -17,6 +17,7 @@ import argparse
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -98,11 +99,12 @@ def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squ
 
 
 @torch.no_grad()
-def validate(model: Separator, cache: SongCache, max_songs: int = 24) -> dict[str, float]:
-    """Median SDR (dB) per stem over held-out songs, counting only active stems."""
+def validate(model: Separator, songs: Sequence[np.ndarray]) -> dict[str, float]:
+    """Median SDR (dB) per stem over held-out ``(stems, channels, samples)`` songs, counting
+    only active stems."""
     model.eval()
     scores: dict[str, list[float]] = {stem: [] for stem in STEMS}
-    for song in cache.songs[:max_songs]:
+    for song in songs:
         stems = np.asarray(song, dtype=np.float32)  # (stems, channels, samples)
         mix = stems.sum(axis=0)
         estimate = model(torch.from_numpy(mix)[None])[0].numpy()
@@ -257,7 +259,7 @@ def train(args: argparse.Namespace) -> None:
             log.info("step %d loss %.4f lr %.2e %.2f s/step songs %d", step, np.mean(losses[-25:]),
                      optimizer.param_groups[0]["lr"], elapsed, len(cache))
         if step % args.eval_every == 0 or step == args.steps:
-            scores = validate(model, valid, args.valid_songs)
+            scores = validate(model, valid.songs[: args.valid_songs])
             log.info("valid step %d SDR %s", step, " ".join(f"{k} {v:.2f}" for k, v in scores.items()))
             if scores["mean"] > best:
                 best = scores["mean"]
