@@ -32,12 +32,15 @@ class ModelConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     kernel_size: int = 5
     local_width: int = 0  # channels of the frequency-local branch; 0: none (the first models)
+    stereo_cues: bool = False  # per-bin inter-channel level differences as inputs (stereo only)
 
     def __post_init__(self) -> None:
         if self.n_fft != 2 * self.hop:
             raise ValueError(f"hop must be n_fft / 2 (sqrt-Hann reconstruction), got {self.n_fft}/{self.hop}")
         if self.nb_stems != len(STEMS):
             raise ValueError(f"nb_stems must be {len(STEMS)} ({STEMS}), got {self.nb_stems}")
+        if self.stereo_cues and self.nb_channels != 2:
+            raise ValueError(f"stereo_cues needs 2 channels, got nb_channels {self.nb_channels}")
 
     @property
     def nb_bins(self) -> int:
@@ -87,6 +90,34 @@ class LocalBranch(nn.Module):
         return self.out(h).view(batch, self.nb_stems, channels * bins, frames)
 
 
+class StereoCues(nn.Module):
+    """Where each bin sits between the channels: ``tanh`` of the inter-channel level
+    difference in nats, per bin and frame. Its sign says which channel is louder, its size how
+    far from the centre the bin's sound is panned (a centre-panned voice is near 0 in every
+    bin it owns). The temporal net gets both as extra inputs, and each stem's logits get them
+    per bin, signed per channel (louder in this channel or in the other). Every weight
+    starts at zero, so a trained model extended with the cues starts where it was."""
+
+    def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(2 * nb_bins)
+        self.encoder = nn.Conv1d(2 * nb_bins, hidden, 1, bias=False)
+        nn.init.zeros_(self.encoder.weight)
+        self.signed_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
+        self.size_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
+
+    def forward(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, 2 * bins, frames)`` log magnitudes (left bins, then right) -> the encoder's
+        extra input ``(batch, hidden, frames)`` and per-stem logits ``(batch, stems, 2 * bins, frames)``."""
+        left, right = log_magnitude.chunk(2, dim=1)
+        balance = torch.tanh(left - right)  # (batch, bins, frames): > 0 where the left is louder
+        size = balance.abs()
+        encoded = self.encoder(self.norm(torch.cat([balance, size], dim=1)))
+        signed = torch.cat([balance, -balance], dim=1).unsqueeze(1)  # per channel: louder here
+        logits = self.signed_scale * signed + self.size_scale * torch.cat([size, size], dim=1).unsqueeze(1)
+        return encoded, logits
+
+
 class MaskNet(nn.Module):
     """Log-magnitude frames of the mix -> softmax masks per stem, channel and bin."""
 
@@ -111,12 +142,19 @@ class MaskNet(nn.Module):
         self.skip_scale = nn.Parameter(torch.zeros(1, config.nb_stems, features, 1))
         self.local = (LocalBranch(config.nb_channels, config.nb_stems, config.local_width)
                       if config.local_width else None)
+        self.stereo = StereoCues(config.nb_bins, config.nb_stems, config.hidden) if config.stereo_cues else None
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         """``(batch, channels * bins, frames)`` -> masks ``(batch, stems, channels * bins, frames)``."""
         batch, _features, frames = magnitude.shape
-        x = self.input_norm(torch.log(magnitude + 1e-4))
-        h = F.gelu(self.encoder_norm(self.encoder(x)))
+        log_magnitude = torch.log(magnitude + 1e-4)
+        x = self.input_norm(log_magnitude)
+        h = self.encoder(x)
+        stereo_logits = None
+        if self.stereo is not None:
+            stereo_input, stereo_logits = self.stereo(log_magnitude)
+            h = h + stereo_input
+        h = F.gelu(self.encoder_norm(h))
         for block in self.blocks:
             h = block(h)
         h = F.gelu(self.head_norm(self.head_in(h)))
@@ -125,6 +163,8 @@ class MaskNet(nn.Module):
         logits = logits + self.skip_scale * x.unsqueeze(1)  # (batch, stems, features, frames)
         if self.local is not None:
             logits = logits + self.local(x.view(batch, self.config.nb_channels, self.config.nb_bins, frames))
+        if stereo_logits is not None:
+            logits = logits + stereo_logits
         # softmax across stems, written out: ONNX Runtime's Softmax on a middle axis is slow
         weights = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
         return weights / weights.sum(dim=1, keepdim=True)

@@ -131,20 +131,27 @@ def save(path: Path, model: Separator, optimizer: torch.optim.Optimizer | None, 
     tmp.rename(path)
 
 
-def load_separator(path: Path, **changes: int) -> tuple[Separator, dict]:
-    """The checkpoint's model; ``changes`` (e.g. ``local_width=8``) may only add the local
-    branch, which then starts at zero, so the model's output is unchanged."""
+# what a checkpoint may gain when fine-tuned: config field -> prefix of the new weights, all
+# of which start at zero so the model's output is unchanged
+_ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo."}
+
+
+def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
+    """The checkpoint's model; ``changes`` (e.g. ``local_width=8``, ``stereo_cues=True``)
+    may only add the local branch or the stereo cues, which then start at zero, so the
+    model's output is unchanged."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
-    width = config.get("local_width", 0)
-    if set(changes) - {"local_width"} or (width and changes.get("local_width", width) != width):
-        raise ValueError(f"a checkpoint can only gain a local branch it lacks, got changes {changes} "
-                         f"for local_width {width}")
+    added = [name for name, value in changes.items() if value != config.get(name, getattr(ModelConfig, name, None))]
+    if set(changes) - set(_ADDABLE) or any(config.get(name) for name in added):
+        raise ValueError(f"a checkpoint can only gain a local branch or stereo cues it lacks, got changes "
+                         f"{changes} for local_width {config.get('local_width', 0)}, "
+                         f"stereo_cues {config.get('stereo_cues', False)}")
     model = Separator(ModelConfig(**{**config, **changes}))
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    added = not width and changes.get("local_width", 0)
-    if unexpected or any(not (added and key.startswith("masknet.local.")) for key in missing):
+    prefixes = tuple(_ADDABLE[name] for name in added)
+    if unexpected or any(not key.startswith(prefixes) for key in missing):
         raise ValueError(f"checkpoint {path} does not fit its config: missing {missing}, unexpected {unexpected}")
     return model.eval(), state
 
@@ -185,6 +192,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="resample every stem by up to +-N semitones (pitch and spectral envelope)")
     parser.add_argument("--local-width", type=int, default=ModelConfig.local_width,
                         help="channels of the frequency-local branch (0: none); with --init, adds it")
+    parser.add_argument("--stereo-cues", action="store_true",
+                        help="per-bin inter-channel level differences as model inputs; with --init, adds them")
     return parser
 
 
@@ -217,6 +226,8 @@ def train(args: argparse.Namespace) -> None:
     else:
         if args.init is not None:
             extend = {"local_width": args.local_width} if args.local_width else {}
+            if args.stereo_cues:
+                extend["stereo_cues"] = True
             model = load_separator(args.init, **extend)[0].train()
             log.info("weights initialized from %s", args.init)
             for pair in args.copy_head:
@@ -225,7 +236,7 @@ def train(args: argparse.Namespace) -> None:
                 log.info("stem head %s copied to %s", *pair.split(":"))
         else:
             model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank,
-                                          local_width=args.local_width)).train()
+                                          local_width=args.local_width, stereo_cues=args.stereo_cues)).train()
         step, best, state = 0, -math.inf, {}
         log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

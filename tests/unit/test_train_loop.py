@@ -84,6 +84,26 @@ def test_fine_tuning_with_a_local_branch_trains_it(tmp_path: Path) -> None:
         load_separator(tmp_path / "tuned" / "latest.pt", local_width=5)
 
 
+def test_a_checkpoint_gains_stereo_cues_that_start_silent_and_then_train(tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache")
+    main(_args(tmp_path / "plain", cache, 1))
+    checkpoint = tmp_path / "plain" / "latest.pt"
+    plain, _ = load_separator(checkpoint)
+    extended, _ = load_separator(checkpoint, stereo_cues=True)
+    assert plain.masknet.stereo is None and extended.masknet.stereo is not None
+    mix = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 2, 4000)).astype(np.float32))
+    mix[:, 1] *= 0.2  # panned left: the cues are far from zero
+    with torch.no_grad():
+        assert torch.equal(plain(mix), extended(mix))
+    main([*_args(tmp_path / "tuned", cache, 2), "--init", str(checkpoint), "--stereo-cues"])
+    tuned, _ = load_separator(tmp_path / "tuned" / "latest.pt")
+    assert tuned.config.stereo_cues
+    assert tuned.masknet.stereo.encoder.weight.abs().max() > 0
+    assert tuned.masknet.stereo.size_scale.abs().max() > 0
+    with pytest.raises(ValueError, match="only gain a local branch or stereo cues it lacks"):
+        load_separator(tmp_path / "tuned" / "latest.pt", stereo_cues=False)
+
+
 def _eq_db(bump_db: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """EQ gains in dB ``(examples, stems, bins)`` and log2 of the bin frequencies, within 60 Hz-16 kHz
     (where a tilt stays inside the +-18 dB clip)."""

@@ -9,6 +9,7 @@ from train.model import STEMS, ModelConfig, Separator
 
 TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
 TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=3)
+TINY_STEREO = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True)
 
 
 def _trained_looking(model: Separator) -> Separator:
@@ -45,7 +46,8 @@ def test_stems_sum_to_the_mix(nb_samples: int) -> None:
     assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
 
 
-@pytest.mark.parametrize("config", [TINY, TINY_LOCAL], ids=["temporal", "with-local-branch"])
+@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO],
+                         ids=["temporal", "with-local-branch", "with-stereo-cues"])
 def test_onnx_export_matches_pytorch(tmp_path, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
     path = tmp_path / "model.onnx"
@@ -64,6 +66,46 @@ def test_local_branch_changes_the_masks_per_bin() -> None:
         without = model.masknet(magnitude)
     assert (with_branch - without).abs().max() > 0.05
     assert torch.allclose(with_branch.sum(dim=1), torch.ones(1, 2 * TINY.nb_bins, 20), atol=1e-6)
+
+
+def test_stereo_cues_tell_a_panned_sound_from_a_centred_one() -> None:
+    """The same left channel, once with an equal right channel (centred) and once with a
+    right channel 60 dB down (panned hard left). With the cues' size weights of stem 0 at
+    -4, stem 0's odds in the panned bins fall by exp(-4); with the signed weights of stem 1
+    at +3, stem 1's odds rise by exp(3) in the louder (left) channel and fall by exp(3) in
+    the other, relative to the same model without the cues."""
+    model = _trained_looking(Separator(TINY_STEREO))
+    with torch.no_grad():
+        model.masknet.stereo.encoder.weight.zero_()
+        model.masknet.stereo.signed_scale.zero_()
+        model.masknet.stereo.size_scale.zero_()
+        model.masknet.stereo.size_scale[:, 0] = -4.0  # stem 0 dislikes panned bins
+        model.masknet.stereo.signed_scale[:, 1] = 3.0  # stem 1 likes the louder channel
+        bins = TINY.nb_bins
+        level = torch.rand(1, bins, 20) * 5 + 1
+        centred = torch.cat([level, level], dim=1)
+        panned = torch.cat([level, level * 1e-3], dim=1)
+        masks_centred, masks_panned = model.masknet(centred), model.masknet(panned)
+        model.masknet.stereo.size_scale.zero_()
+        model.masknet.stereo.signed_scale.zero_()
+        plain_centred, plain_panned = model.masknet(centred), model.masknet(panned)
+    def odds_change(stem: int, channel: slice) -> torch.Tensor:
+        def odds(masks: torch.Tensor) -> torch.Tensor:
+            share = masks[:, stem, channel].double()
+            others = 1 - share - (masks[:, 0, channel] if stem else masks[:, 1, channel]).double()
+            return share / others  # against the stems whose logits the cues leave alone
+
+        return (odds(masks_panned) / odds(masks_centred)) / (odds(plain_panned) / odds(plain_centred))
+
+    left, right = slice(0, bins), slice(bins, 2 * bins)
+    for stem, channel, log_odds in ((0, left, -4.0), (0, right, -4.0), (1, left, 3.0), (1, right, -3.0)):
+        change = odds_change(stem, channel)
+        assert torch.allclose(change, torch.full_like(change, float(np.exp(log_odds))), rtol=1e-3), (stem, channel)
+
+
+def test_stereo_cues_need_two_channels() -> None:
+    with pytest.raises(ValueError, match="stereo_cues needs 2 channels, got nb_channels 1"):
+        ModelConfig(nb_channels=1, stereo_cues=True)
 
 
 def test_config_rejects_bad_hop_and_stem_count() -> None:
