@@ -1,10 +1,12 @@
 """The stemserve-small separation model: STFT masks from a dilated temporal conv net.
 
 Waveform in, waveform stems out, with the STFT and ISTFT inside the network as real-valued
-matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The net sees the log magnitudes of both channels of every
-frame, mixes them through a stack of dilated depthwise-separable temporal convolutions and
-gives each stem its own head; a softmax across stems turns the head outputs into masks that
-sum to one, so the stems sum to the mix up to the ISTFT's rounding error.
+matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The
+net sees the log magnitudes of both channels of every frame (with ``stereo_cues``, also
+where each bin sits between the channels), mixes them through a stack of dilated
+depthwise-separable temporal convolutions and gives each stem its own head; a softmax
+across stems turns the head outputs into masks that sum to one, so the stems sum to the mix
+up to the ISTFT's rounding error.
 """
 
 from __future__ import annotations
