@@ -89,6 +89,7 @@ def test_stereo_cues_tell_a_panned_sound_from_a_centred_one() -> None:
         model.masknet.stereo.size_scale.zero_()
         model.masknet.stereo.signed_scale.zero_()
         plain_centred, plain_panned = model.masknet(centred), model.masknet(panned)
+
     def odds_change(stem: int, channel: slice) -> torch.Tensor:
         def odds(masks: torch.Tensor) -> torch.Tensor:
             share = masks[:, stem, channel].double()
