@@ -116,8 +116,7 @@ class StereoCues(nn.Module):
         size = balance.abs()
         encoded = self.encoder(self.norm(torch.cat([balance, size], dim=1)))
         signed = torch.cat([balance, -balance], dim=1).unsqueeze(1)  # per channel: louder here
-        logits = self.signed_scale * signed + self.size_scale * torch.cat([size, size], dim=1).unsqueeze(1)
-        return encoded, logits
+        return encoded, self.signed_scale * signed + self.size_scale * signed.abs()
 
 
 class MaskNet(nn.Module):

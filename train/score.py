@@ -19,8 +19,6 @@ import torch
 from train.dataset import SongCache
 from train.train import load_separator, validate
 
-log = logging.getLogger(__name__)
-
 
 def score(checkpoint: Path, sets: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
     """-> {set name: {stem: SDR, "mean": ...}, "selection": {"mean": mean of the sets' means}}."""

@@ -62,7 +62,7 @@ def random_eq(shape: tuple[int, int], config: ModelConfig, rng: np.random.Genera
     return gains[:, :, None, :, None]
 
 
-def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squared: bool = False,
+def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squared: bool = False,
                   stem_floor: float = 0.0) -> torch.Tensor:
     """L1 (``squared``: mean squared error) on real and imaginary parts plus the same on
     magnitudes of the masked mix, in units of each example's mix level. Masks are real, so
@@ -75,7 +75,7 @@ def spectral_loss(model: Separator, stems: torch.Tensor, tilt: torch.Tensor, squ
     cfg = model.config
     with torch.no_grad():
         real, imag = stem_spectra(stems, cfg)  # each (batch, stems, channels, bins, frames)
-        real, imag = real * tilt, imag * tilt
+        real, imag = real * eq, imag * eq
         mix_real, mix_imag = real.sum(dim=1, keepdim=True), imag.sum(dim=1, keepdim=True)
         mix_mag = torch.sqrt(mix_real.square() + mix_imag.square() + 1e-12)  # (batch, 1, channels, bins, frames)
         target_mag = torch.sqrt(real.square() + imag.square() + 1e-12)
@@ -143,11 +143,11 @@ def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
-    added = [name for name, value in changes.items() if value != config.get(name, getattr(ModelConfig, name, None))]
-    if set(changes) - set(_ADDABLE) or any(config.get(name) for name in added):
+    current = {name: config.get(name, getattr(ModelConfig, name)) for name in _ADDABLE}
+    added = [name for name, value in changes.items() if name in current and value != current[name]]
+    if set(changes) - set(_ADDABLE) or any(current[name] for name in added):
         raise ValueError(f"a checkpoint can only gain a local branch or stereo cues it lacks, got changes "
-                         f"{changes} for local_width {config.get('local_width', 0)}, "
-                         f"stereo_cues {config.get('stereo_cues', False)}")
+                         f"{changes} for {current}")
     model = Separator(ModelConfig(**{**config, **changes}))
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
     prefixes = tuple(_ADDABLE[name] for name in added)
@@ -225,9 +225,8 @@ def train(args: argparse.Namespace) -> None:
         log.info("resuming from %s at step %d", latest, step)
     else:
         if args.init is not None:
-            extend = {"local_width": args.local_width} if args.local_width else {}
-            if args.stereo_cues:
-                extend["stereo_cues"] = True
+            extend = {name: value for name, value in (("local_width", args.local_width),
+                                                      ("stereo_cues", args.stereo_cues)) if value}
             model = load_separator(args.init, **extend)[0].train()
             log.info("weights initialized from %s", args.init)
             for pair in args.copy_head:
