@@ -65,6 +65,7 @@ class Song:
     duration_s: float
     parts: list[Part]
     vowels: list[str]  # one vowel per vocal note, for the singer
+    ensemble: bool = False  # a part-writing song (train.ensemble): its lead vocal always has a choir layer
 
     def stem_parts(self, stem: str) -> list[Part]:
         return [p for p in self.parts if p.stem == stem]
@@ -80,7 +81,7 @@ class Song:
         return midi
 
 
-def _chord(root_pc: int, scale: tuple[int, ...], degree: int, extensions: int) -> list[int]:
+def diatonic_chord(root_pc: int, scale: tuple[int, ...], degree: int, extensions: int) -> list[int]:
     """Pitch classes (relative to C) of the diatonic chord on ``degree``."""
     tones = [0, 2, 4] + ([6] if extensions else [])
     return [(root_pc + scale[(degree + t) % 7] + 12 * ((degree + t) // 7)) for t in tones]
@@ -104,7 +105,7 @@ def generate_song(seed: int, duration_s: float = 12.0) -> Song:
     scale = MAJOR if rng.random() < 0.6 else MINOR
     progression = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
     extensions = int(rng.random() < 0.4)
-    chords = [_chord(key, scale, progression[b % len(progression)], extensions) for b in range(nb_bars)]
+    chords = [diatonic_chord(key, scale, progression[b % len(progression)], extensions) for b in range(nb_bars)]
     swing = rng.random() < 0.2
     sections = max(1, nb_bars // 2)  # two-bar sections switch stems on and off
 

@@ -21,22 +21,26 @@ SILENT_RMS = 1e-4  # -80 dBFS: a stem that is silent in this crop keeps its leve
 
 
 class SongCache:
-    """Memory-mapped ``(stems, channels, samples)`` float16 songs of a cache folder."""
+    """Memory-mapped ``(stems, channels, samples)`` float16 songs of one or more cache folders,
+    folder by folder in the order given, each in file-name order."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+    def __init__(self, *directories: Path) -> None:
+        if not directories:
+            raise ValueError("a song cache needs at least one folder, got none")
+        self.directories = [Path(directory) for directory in directories]
         self.songs: list[np.ndarray] = []
-        self.names: list[str] = []
+        self.paths: list[Path] = []
         self.refresh()
 
     def refresh(self) -> int:
         """Pick up songs rendered since the last call; returns the song count."""
-        known = set(self.names)
-        for path in sorted(self.directory.glob("song_*.npy")):
-            if path.name.endswith(".tmp.npy") or path.name in known:
-                continue
-            self.songs.append(np.load(path, mmap_mode="r"))
-            self.names.append(path.name)
+        known = set(self.paths)
+        for directory in self.directories:
+            for path in sorted(directory.glob("song_*.npy")):
+                if path.name.endswith(".tmp.npy") or path in known:
+                    continue
+                self.songs.append(np.load(path, mmap_mode="r"))
+                self.paths.append(path)
         return len(self.songs)
 
     def __len__(self) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from train.arrange import generate_song, vary_song
+from train.ensemble import ensemble_song
 from train.render import TRAIN_SOUNDFONTS, open_renderers, render_song
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,11 @@ def song_path(cache_dir: Path, seed: int) -> Path:
 
 
 def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
-                duration_s: float = 12.0, vary: bool = False) -> int:
-    """Render every seed not cached yet (``vary``: through ``vary_song``); returns how many
-    were rendered."""
+                duration_s: float = 12.0, vary: bool = False, ensemble: bool = False) -> int:
+    """Render every seed not cached yet (``vary``: through ``vary_song``; ``ensemble``:
+    part-writing songs of ``train.ensemble``); returns how many were rendered."""
+    if vary and ensemble:
+        raise ValueError("a cache holds varied band songs or ensemble songs, got both vary and ensemble")
     cache_dir.mkdir(parents=True, exist_ok=True)
     renderers = open_renderers(soundfonts)
     rendered = 0
@@ -36,8 +39,11 @@ def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRA
         path = song_path(cache_dir, seed)
         if path.exists():
             continue
-        song = generate_song(seed, duration_s)
-        stems = render_song(vary_song(song) if vary else song, renderers)
+        if ensemble:
+            song = ensemble_song(seed, duration_s)
+        else:
+            song = vary_song(generate_song(seed, duration_s)) if vary else generate_song(seed, duration_s)
+        stems = render_song(song, renderers)
         peak = float(np.abs(stems.sum(axis=0)).max())
         if peak > 0:
             stems = stems * (0.9 / max(peak, 0.9))  # keep float16 away from overflow
@@ -59,9 +65,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--soundfont", action="append", default=None, metavar="NAME",
                         help="a soundfont in /usr/share/sounds/sf2, repeatable (default: the three training "
                              "soundfonts; any other is for validation and evaluation caches only)")
-    parser.add_argument("--vary", action="store_true",
-                        help="render the songs through train.arrange.vary_song (higher bass lines, piano in the "
-                             "singer's register, choir backing as other)")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--vary", action="store_true",
+                      help="render the songs through train.arrange.vary_song (higher bass lines, piano in the "
+                           "singer's register, choir backing as other)")
+    kind.add_argument("--ensemble", action="store_true",
+                      help="render part-writing songs of train.ensemble (choirs, chamber ensembles, a singer or "
+                           "soloist with piano)")
     return parser
 
 
@@ -69,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
-                        tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s, vary=args.vary)
+                        tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s, vary=args.vary,
+                        ensemble=args.ensemble)
     log.info("done: %d songs rendered into %s", count, args.out)
 
 

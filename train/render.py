@@ -118,8 +118,9 @@ def render_song(song: Song, renderers: list[StemRenderer], sample_rate_hz: int =
             part = parts[0]
             notes = [(n.pitch, n.start_s, n.end_s, n.velocity) for n in part.notes]
             voice = sing(notes, song.vowels, song.duration_s, sample_rate_hz, rng)
-            audio = _pan_mono(voice * 0.15, float(rng.uniform(-0.2, 0.2)))
-            if rng.random() < 0.35:  # layer a GM choir / voice patch on the same line
+            centred = song.ensemble and rng.random() < 0.5
+            audio = _pan_mono(voice * 0.15, 0.0 if centred else float(rng.uniform(-0.2, 0.2)))
+            if song.ensemble or rng.random() < 0.35:  # layer a GM choir / voice patch on the same line
                 choir = renderer.render_parts(parts, nb_samples)
                 audio = audio + choir * rng.uniform(0.3, 1.0)
             if rng.random() < 0.7:

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]
     valid, unseen = SongCache(args.valid_cache), SongCache(args.unseen_cache)
     for cache in (valid, unseen):
         if not len(cache):
-            raise SystemExit(f"no cached songs (song_*.npy) in {cache.directory}; render them with train.make_cache")
+            raise SystemExit(f"no cached songs (song_*.npy) in {cache.directories[0]}; render them with train.make_cache")
     if len(valid) <= args.first_song:
         raise SystemExit(f"--first-song {args.first_song} needs more than {args.first_song} songs in "
                          f"{args.valid_cache}, got {len(valid)}")

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.arrange import CHOIR_PROGRAMS, STEMS, VARIED_BASS_PROGRAMS, generate_song, vary_song
+from train.arrange import CHOIR_PROGRAMS, MAJOR, MINOR, STEMS, VARIED_BASS_PROGRAMS, generate_song, vary_song
 from train.dataset import RemixSampler, SongCache, resample
+from train.ensemble import ensemble_song
 from train.singer import sing
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
@@ -213,3 +214,89 @@ def test_sampler_without_shift_keeps_the_pitch(tmp_path: Path) -> None:
     sampler = RemixSampler(_tone_cache(tmp_path), crop_samples=8192, p_drop_stem=0.0)
     example = sampler.example(np.random.default_rng(0))
     assert all(_peak_hz(stem[0]) == pytest.approx(440, rel=1e-3) for stem in example)
+
+
+def _in_one_key(pitches: set[int]) -> bool:
+    return any({p % 12 for p in pitches} <= {(key + step) % 12 for step in scale}
+               for key in range(12) for scale in (MAJOR, MINOR))
+
+
+def test_ensemble_songs_write_lines_in_one_key_over_a_bowed_or_upright_bass() -> None:
+    songs = [ensemble_song(seed) for seed in range(2000, 2060)]
+    assert songs[0] == ensemble_song(2000) and songs[0] != songs[1]  # seeded
+    kinds = {"choir": 0, "chamber": 0, "accompanied": 0}
+    for song in songs:
+        assert song.ensemble and not song.stem_parts("drums")
+        (bass,) = song.stem_parts("bass")
+        assert bass.program in VARIED_BASS_PROGRAMS
+        assert _in_one_key({n.pitch for part in song.parts for n in part.notes}), song.seed
+        for part in song.parts:
+            low, high = (36, 60) if part.stem == "bass" else (48, 79)
+            assert all(low <= n.pitch <= high and 0 <= n.start_s < n.end_s <= song.duration_s for n in part.notes)
+        vocals, others = song.stem_parts("vocals"), song.stem_parts("other")
+        if vocals:
+            assert len(song.vowels) == len(vocals[0].notes)
+        if song.stem_parts("piano"):
+            kinds["accompanied"] += 1
+        elif vocals and any(part.program in CHOIR_PROGRAMS for part in others):
+            kinds["choir"] += 1
+        elif not vocals:
+            kinds["chamber"] += 1
+            assert len(others) >= 2  # the lines above the bass
+    assert min(kinds.values()) >= 5, kinds
+    assert len({song.stem_parts("bass")[0].pan for song in songs}) > 10  # the bass is placed like a player
+    assert len({round(song.tempo_bpm) for song in songs}) > 20
+
+
+class _RecordingRenderer:
+    """Stands in for a soundfont synth: every rendered part is a constant 0.01 on both channels."""
+
+    def __init__(self) -> None:
+        self.stems: list[str] = []
+
+    def render_parts(self, parts, nb_samples: int) -> np.ndarray:
+        self.stems += [part.stem for part in parts]
+        return np.full((2, nb_samples), 0.01, dtype=np.float32)
+
+
+def test_every_ensemble_lead_vocal_gets_a_choir_layer_and_band_songs_only_some() -> None:
+    from train.render import render_song
+
+    def layered(song) -> bool:
+        renderer = _RecordingRenderer()
+        render_song(song, [renderer])
+        return "vocals" in renderer.stems
+
+    ensemble = [song for song in (ensemble_song(seed, 2.0) for seed in range(2000, 2030)) if song.stem_parts("vocals")]
+    band = [song for song in (generate_song(seed, 2.0) for seed in range(30)) if song.stem_parts("vocals")]
+    assert len(ensemble) >= 10 and all(layered(song) for song in ensemble)
+    assert 0 < sum(layered(song) for song in band) < len(band)
+
+
+def test_song_cache_reads_several_folders_in_order(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    for directory, seeds in ((first, (7, 3)), (second, (1,))):
+        for seed in seeds:
+            np.save(directory / f"song_{seed:07d}.npy", np.full((len(STEMS), 2, 10), seed, dtype=np.float16))
+    cache = SongCache(first, second)
+    assert [int(song[0, 0, 0]) for song in cache.songs] == [3, 7, 1]
+    np.save(second / "song_0000000.npy", np.zeros((len(STEMS), 2, 10), dtype=np.float16))
+    assert cache.refresh() == 4 and int(cache.songs[-1][0, 0, 0]) == 0
+    with pytest.raises(ValueError, match="at least one folder"):
+        SongCache()
+
+
+@pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
+def test_cache_renders_ensemble_songs_and_refuses_two_kinds_at_once(tmp_path: Path) -> None:
+    from train.make_cache import build_cache, main, song_path
+    from train.render import open_renderers, render_song
+
+    main(["--out", str(tmp_path), "--first-seed", "2000", "--count", "1", "--duration-s", "3",
+          "--soundfont", SOUNDFONT.name, "--ensemble"])
+    expected = render_song(ensemble_song(2000, 3.0), open_renderers((SOUNDFONT.name,)))
+    np.testing.assert_allclose(np.load(song_path(tmp_path, 2000)).astype(np.float32), expected, atol=2e-3)
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--count", "1", "--vary", "--ensemble"])
+    with pytest.raises(ValueError, match="got both vary and ensemble"):
+        build_cache(tmp_path, range(1), vary=True, ensemble=True)

@@ -1,0 +1,121 @@
+"""Part-writing arrangements: a choir, a chamber ensemble or a singer or soloist with piano.
+
+The band songs of ``train.arrange`` are chords, riffs and one tune. Much real music is
+instead three to five independent lines over one chord progression, each a voice or a
+single instrument: a choir whose top line is the lead vocal and whose inner lines are
+sung "aahs" counted as other; string or wind parts over a cello or double bass; a singer
+or soloist over a piano. Here the bass stem is the lowest line on a bass, cello or
+contrabass, spread across the stereo field like the other players, and two lines that
+sound alike (the lead vocal and the inner choir voices) differ only by their place in the
+chord and in the stereo field. For training songs only, like ``vary_song``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from train.arrange import (
+    CHOIR_PROGRAMS,
+    MAJOR,
+    MINOR,
+    PROGRESSIONS,
+    VARIED_BASS_PROGRAMS,
+    Note,
+    Part,
+    Song,
+    diatonic_chord,
+)
+
+# (lowest, highest) MIDI pitch of each line, top line first
+RANGES = {"top": (60, 79), "upper": (55, 74), "inner": (48, 67), "bass": (36, 60)}
+# single-line players of the upper lines: violin, viola, flute, oboe, clarinet, horn, trumpet, bassoon,
+# string ensemble, organ
+LINE_PROGRAMS = (40, 40, 41, 73, 68, 71, 60, 56, 70, 48, 19)
+KINDS = ("choir", "chamber", "accompanied")
+
+
+def _line_pitch(pitch_classes: set[int], previous: int, low: int, high: int, leap: int,
+                rng: np.random.Generator) -> int:
+    """A chord tone within ``leap`` semitones of ``previous`` (the nearest if none), in range."""
+    tones = [p for p in range(low, high + 1) if p % 12 in pitch_classes]
+    near = [p for p in tones if abs(p - previous) <= leap]
+    return int(rng.choice(near)) if near else min(tones, key=lambda p: abs(p - previous))
+
+
+def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
+    """A seeded part-writing song of about ``duration_s`` seconds (always whole bars); its
+    ``ensemble`` flag tells the renderer to layer a choir patch on every lead vocal."""
+    rng = np.random.default_rng([seed, 2])
+    tempo = float(rng.uniform(56, 132))
+    beat_s = 60.0 / tempo
+    bar_s = 4 * beat_s
+    nb_bars = max(2, int(np.ceil(duration_s / bar_s)))
+    key = int(rng.integers(12))
+    scale = MAJOR if rng.random() < 0.6 else MINOR
+    chord_beats = int(rng.choice([1, 2, 2, 4]))
+    nb_chords = nb_bars * 4 // chord_beats
+    degrees: list[int] = []
+    while len(degrees) < nb_chords:
+        degrees += PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
+    chords = [{pc % 12 for pc in diatonic_chord(key, scale, degrees[i], 0)} for i in range(nb_chords)]
+    roots = [(key + scale[degrees[i] % 7]) % 12 for i in range(nb_chords)]
+    homophonic = rng.random() < 0.6
+    kind = str(rng.choice(KINDS, p=[0.45, 0.35, 0.2]))
+    nb_upper = int(rng.integers(2, 5))  # the top line and up to three more above the bass
+    names = ["top"] + ["upper", "inner", "inner"][: nb_upper - 1] + ["bass"]
+
+    lines: list[list[Note]] = []
+    for name in names:
+        low, high = RANGES[name]
+        previous = int(rng.integers(low + 4, high - 4))
+        notes: list[Note] = []
+        beat = 0.0
+        while beat < nb_bars * 4:
+            chord = min(int(beat) // chord_beats, nb_chords - 1)
+            if homophonic:
+                length = float(chord_beats) if chord_beats < 4 else float(rng.choice([2, 4]))
+                length = min(length, chord_beats - beat % chord_beats)
+            else:
+                length = float(rng.choice([0.5, 1, 1, 2, 3] if name != "bass" else [1, 2, 2, 4]))
+            length = min(length, nb_bars * 4 - beat)
+            if name == "bass":
+                pitch_classes = {roots[chord]} if rng.random() < 0.7 else chords[chord]
+                pitch = _line_pitch(pitch_classes, previous, low, high, 7, rng)
+            else:
+                pitch = _line_pitch(chords[chord], previous, low, high, 4 if name == "top" else 3, rng)
+            rests = not homophonic and name not in ("top", "bass") and rng.random() < 0.08
+            if not rests:  # inner lines of a polyphonic song rest now and then
+                notes.append(Note(pitch, beat * beat_s, (beat + length) * beat_s - 0.03, int(rng.integers(65, 105))))
+            previous = pitch
+            beat += length
+        lines.append(notes)
+
+    parts: list[Part] = []
+    vowels: list[str] = []
+    top, middle, bass = lines[0], lines[1:-1], lines[-1]
+    lead_sings = kind == "choir" or (kind == "accompanied" and rng.random() < 0.6)
+    if lead_sings:
+        parts.append(Part("vocals", int(rng.choice(CHOIR_PROGRAMS)), False, top))
+        vowels = [str(rng.choice(list("aeiou"))) for _ in top]
+    else:
+        parts.append(Part("other", int(rng.choice(LINE_PROGRAMS)), False, top, pan=int(rng.integers(16, 112))))
+    if kind == "accompanied":
+        piano = Part("piano", int(rng.choice((0, 1, 2))), False, pan=int(rng.integers(40, 88)))
+        for chord in range(nb_chords):
+            start, end = chord * chord_beats * beat_s, (chord + 1) * chord_beats * beat_s - 0.03
+            voicing = sorted(_line_pitch(chords[chord], 60 + 4 * i, 52, 76, 2, rng) for i in range(3))
+            if rng.random() < 0.5:  # block chord
+                piano.notes += [Note(p, start, end, 70) for p in voicing]
+            else:  # broken chord in eighths
+                for i in range(2 * chord_beats):
+                    at = start + i * beat_s / 2
+                    piano.notes.append(Note(voicing[i % 3], at, at + beat_s * 0.45, 65))
+        parts.append(piano)
+    else:
+        for line in middle:
+            sung = kind == "choir" and rng.random() < 0.8
+            program = int(rng.choice(CHOIR_PROGRAMS if sung else LINE_PROGRAMS))
+            parts.append(Part("other", program, False, line, pan=int(rng.integers(16, 112)),
+                              volume=int(rng.integers(80, 110))))
+    parts.append(Part("bass", int(rng.choice(VARIED_BASS_PROGRAMS)), False, bass, pan=int(rng.integers(28, 100))))
+    return Song(seed=seed, tempo_bpm=tempo, duration_s=nb_bars * bar_s, parts=parts, vowels=vowels, ensemble=True)
