@@ -3,8 +3,10 @@
 Whole-song SDR per stem (``train.train.validate``: median over the songs that have the stem)
 on two validation sets that the training log never scores: validation songs 12-23 (the
 training soundfonts; the log scores songs 0-11) and the songs rendered with a soundfont no
-training song uses (``make_cache --soundfont``). A checkpoint's selection figure is the mean
-of the two sets' means; the committed checkpoints were chosen among a run's snapshots by it.
+training song uses (``make_cache --soundfont``), and with ``--ensemble-cache`` a third set,
+part-writing songs (``make_cache --ensemble``) rendered with that soundfont. A checkpoint's
+selection figure is the mean of the sets' means; the committed checkpoints were chosen among
+a run's snapshots by it (stages 1-5 on the first two sets, stage 6 on all three).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="score validation songs from this index on (the training log scores the ones before)")
     parser.add_argument("--unseen-cache", type=Path, default=Path("train/cache/valid-opl3"),
                         help="validation songs rendered with a soundfont no training song uses")
+    parser.add_argument("--ensemble-cache", type=Path, default=None,
+                        help="validation part-writing songs rendered with a soundfont no training song uses")
     parser.add_argument("--threads", type=int, default=1)
     return parser
 
@@ -45,13 +49,16 @@ def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     valid, unseen = SongCache(args.valid_cache), SongCache(args.unseen_cache)
-    for cache in (valid, unseen):
+    ensemble = SongCache(args.ensemble_cache) if args.ensemble_cache else None
+    for cache in (valid, unseen) + ((ensemble,) if ensemble is not None else ()):
         if not len(cache):
             raise SystemExit(f"no cached songs (song_*.npy) in {cache.directories[0]}; render them with train.make_cache")
     if len(valid) <= args.first_song:
         raise SystemExit(f"--first-song {args.first_song} needs more than {args.first_song} songs in "
                          f"{args.valid_cache}, got {len(valid)}")
     sets = {"valid": valid.songs[args.first_song:], "unseen": unseen.songs}
+    if ensemble is not None:
+        sets["ensemble"] = ensemble.songs
     results = {}
     for checkpoint in args.checkpoints:
         results[checkpoint] = scores = score(checkpoint, sets)

@@ -134,7 +134,7 @@ def test_plain_eq_is_a_tilt_in_octaves_and_bumps_add_resonances() -> None:
     assert not np.allclose(bumped[:, 0], bumped[:, 1])  # each stem its own
 
 
-def test_score_ranks_checkpoints_by_the_mean_of_the_two_sets(tmp_path: Path, capsys) -> None:
+def test_score_ranks_checkpoints_by_the_mean_of_the_sets(tmp_path: Path, capsys) -> None:
     from train.score import main as score_main
     from train.score import score
 
@@ -159,3 +159,13 @@ def test_score_ranks_checkpoints_by_the_mean_of_the_two_sets(tmp_path: Path, cap
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"best: {best} (")
     with pytest.raises(SystemExit, match="--first-song 3 needs more than 3 songs"):
         score_main([str(checkpoints[0]), "--valid-cache", str(cache), "--first-song", "3", "--unseen-cache", str(unseen)])
+    ensemble = tmp_path / "ensemble"
+    ensemble.mkdir()
+    sets = ["--valid-cache", str(cache), "--first-song", "2", "--unseen-cache", str(unseen), "--ensemble-cache", str(ensemble)]
+    with pytest.raises(SystemExit, match="no cached songs"):
+        score_main([str(checkpoints[0]), *sets])
+    (ensemble / "song_0000000.npy").write_bytes((cache / "song_0000000.npy").read_bytes())
+    three = score_main([str(checkpoints[0]), *sets])[checkpoints[0]]
+    assert three["ensemble"]["mean"] == pytest.approx(mixed["first"]["mean"])
+    assert three["selection"]["mean"] == pytest.approx(
+        (three["valid"]["mean"] + three["unseen"]["mean"] + three["ensemble"]["mean"]) / 3)
