@@ -65,7 +65,8 @@ class Song:
     duration_s: float
     parts: list[Part]
     vowels: list[str]  # one vowel per vocal note, for the singer
-    ensemble: bool = False  # a part-writing song (train.ensemble): its lead vocal always has a choir layer
+    # a part-writing song (train.ensemble): its lead vocal always gets a choir layer, half the time dead centre
+    ensemble: bool = False
 
     def stem_parts(self, stem: str) -> list[Part]:
         return [p for p in self.parts if p.stem == stem]

@@ -44,7 +44,8 @@ def _line_pitch(pitch_classes: set[int], previous: int, low: int, high: int, lea
 
 def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
     """A seeded part-writing song of about ``duration_s`` seconds (always whole bars); its
-    ``ensemble`` flag tells the renderer to layer a choir patch on every lead vocal."""
+    ``ensemble`` flag tells the renderer to layer a choir patch on every lead vocal and to
+    put half of them dead centre."""
     rng = np.random.default_rng([seed, 2])
     tempo = float(rng.uniform(56, 132))
     beat_s = 60.0 / tempo
