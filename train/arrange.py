@@ -95,15 +95,22 @@ def _active_mask(rng: np.random.Generator, nb_sections: int, p_on: float) -> np.
     return mask
 
 
+def song_frame(rng: np.random.Generator, duration_s: float, tempo_range: tuple[float, float],
+               ) -> tuple[float, float, int, int, tuple[int, ...]]:
+    """A song's tempo (bpm), beat length (s), number of 4/4 bars covering about ``duration_s``
+    (at least two), key (pitch class) and scale (major 60 %, else minor)."""
+    tempo = float(rng.uniform(*tempo_range))
+    beat_s = 60.0 / tempo
+    nb_bars = max(2, int(np.ceil(duration_s / (4 * beat_s))))
+    key = int(rng.integers(12))
+    return tempo, beat_s, nb_bars, key, MAJOR if rng.random() < 0.6 else MINOR
+
+
 def generate_song(seed: int, duration_s: float = 12.0) -> Song:
     """A seeded random song of about ``duration_s`` seconds (always whole bars)."""
     rng = np.random.default_rng(seed)
-    tempo = float(rng.uniform(68, 168))
-    beat_s = 60.0 / tempo
+    tempo, beat_s, nb_bars, key, scale = song_frame(rng, duration_s, (68, 168))
     bar_s = 4 * beat_s
-    nb_bars = max(2, int(np.ceil(duration_s / bar_s)))
-    key = int(rng.integers(12))
-    scale = MAJOR if rng.random() < 0.6 else MINOR
     progression = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
     extensions = int(rng.random() < 0.4)
     chords = [diatonic_chord(key, scale, progression[b % len(progression)], extensions) for b in range(nb_bars)]

@@ -16,14 +16,13 @@ import numpy as np
 
 from train.arrange import (
     CHOIR_PROGRAMS,
-    MAJOR,
-    MINOR,
     PROGRESSIONS,
     VARIED_BASS_PROGRAMS,
     Note,
     Part,
     Song,
     diatonic_chord,
+    song_frame,
 )
 
 # (lowest, highest) MIDI pitch of each line, top line first
@@ -47,12 +46,7 @@ def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
     ``ensemble`` flag tells the renderer to layer a choir patch on every lead vocal and to
     put half of them dead centre."""
     rng = np.random.default_rng([seed, 2])
-    tempo = float(rng.uniform(56, 132))
-    beat_s = 60.0 / tempo
-    bar_s = 4 * beat_s
-    nb_bars = max(2, int(np.ceil(duration_s / bar_s)))
-    key = int(rng.integers(12))
-    scale = MAJOR if rng.random() < 0.6 else MINOR
+    tempo, beat_s, nb_bars, key, scale = song_frame(rng, duration_s, (56, 132))
     chord_beats = int(rng.choice([1, 2, 2, 4]))
     nb_chords = nb_bars * 4 // chord_beats
     degrees: list[int] = []
@@ -119,4 +113,4 @@ def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
             parts.append(Part("other", program, False, line, pan=int(rng.integers(16, 112)),
                               volume=int(rng.integers(80, 110))))
     parts.append(Part("bass", int(rng.choice(VARIED_BASS_PROGRAMS)), False, bass, pan=int(rng.integers(28, 100))))
-    return Song(seed=seed, tempo_bpm=tempo, duration_s=nb_bars * bar_s, parts=parts, vowels=vowels, ensemble=True)
+    return Song(seed=seed, tempo_bpm=tempo, duration_s=nb_bars * 4 * beat_s, parts=parts, vowels=vowels, ensemble=True)
