@@ -25,12 +25,21 @@ def song_path(cache_dir: Path, seed: int) -> Path:
     return cache_dir / f"song_{seed:07d}.npy"
 
 
+# the songs a cache can hold: (seed, duration_s) -> Song
+SONG_KINDS = {
+    "plain": generate_song,
+    "vary": lambda seed, duration_s: vary_song(generate_song(seed, duration_s)),
+    "ensemble": ensemble_song,
+}
+
+
 def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
-                duration_s: float = 12.0, vary: bool = False, ensemble: bool = False) -> int:
-    """Render every seed not cached yet (``vary``: through ``vary_song``; ``ensemble``:
-    part-writing songs of ``train.ensemble``); returns how many were rendered."""
-    if vary and ensemble:
-        raise ValueError("a cache holds varied band songs or ensemble songs, got both vary and ensemble")
+                duration_s: float = 12.0, kind: str = "plain") -> int:
+    """Render every seed not cached yet as a song of ``kind`` (``SONG_KINDS``: the plain
+    generator, its songs through ``vary_song``, or ``train.ensemble``'s part-writing songs);
+    returns how many were rendered."""
+    if kind not in SONG_KINDS:
+        raise ValueError(f"song kind must be one of {sorted(SONG_KINDS)}, got {kind!r}")
     cache_dir.mkdir(parents=True, exist_ok=True)
     renderers = open_renderers(soundfonts)
     rendered = 0
@@ -39,11 +48,7 @@ def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRA
         path = song_path(cache_dir, seed)
         if path.exists():
             continue
-        if ensemble:
-            song = ensemble_song(seed, duration_s)
-        else:
-            song = vary_song(generate_song(seed, duration_s)) if vary else generate_song(seed, duration_s)
-        stems = render_song(song, renderers)
+        stems = render_song(SONG_KINDS[kind](seed, duration_s), renderers)
         peak = float(np.abs(stems.sum(axis=0)).max())
         if peak > 0:
             stems = stems * (0.9 / max(peak, 0.9))  # keep float16 away from overflow
@@ -79,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
-                        tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s, vary=args.vary,
-                        ensemble=args.ensemble)
+                        tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s,
+                        kind="vary" if args.vary else "ensemble" if args.ensemble else "plain")
     log.info("done: %d songs rendered into %s", count, args.out)
 
 

@@ -48,17 +48,15 @@ def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    valid, unseen = SongCache(args.valid_cache), SongCache(args.unseen_cache)
-    ensemble = SongCache(args.ensemble_cache) if args.ensemble_cache else None
-    for cache in (valid, unseen) + ((ensemble,) if ensemble is not None else ()):
-        if not len(cache):
-            raise SystemExit(f"no cached songs (song_*.npy) in {cache.directories[0]}; render them with train.make_cache")
-    if len(valid) <= args.first_song:
+    folders = {"valid": args.valid_cache, "unseen": args.unseen_cache, "ensemble": args.ensemble_cache}
+    sets = {name: SongCache(folder).songs for name, folder in folders.items() if folder is not None}
+    for name, songs in sets.items():
+        if not songs:
+            raise SystemExit(f"no cached songs (song_*.npy) in {folders[name]}; render them with train.make_cache")
+    if len(sets["valid"]) <= args.first_song:
         raise SystemExit(f"--first-song {args.first_song} needs more than {args.first_song} songs in "
-                         f"{args.valid_cache}, got {len(valid)}")
-    sets = {"valid": valid.songs[args.first_song:], "unseen": unseen.songs}
-    if ensemble is not None:
-        sets["ensemble"] = ensemble.songs
+                         f"{args.valid_cache}, got {len(sets['valid'])}")
+    sets["valid"] = sets["valid"][args.first_song:]
     results = {}
     for checkpoint in args.checkpoints:
         results[checkpoint] = scores = score(checkpoint, sets)

@@ -30,6 +30,7 @@ from train.stft import sqrt_hann
 
 log = logging.getLogger("train")
 SAMPLE_RATE_HZ = 44100
+DEFAULT_CACHE = Path("train/cache/songs")
 
 
 def stem_spectra(stems: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,7 +161,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train the stemserve-small separation model.")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--cache", type=Path, action="append", default=None, metavar="DIR",
-                        help="a folder of rendered training songs, repeatable (default: train/cache/songs)")
+                        help=f"a folder of rendered training songs, repeatable (default: {DEFAULT_CACHE})")
     parser.add_argument("--valid-cache", type=Path, default=Path("train/cache/valid"))
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -243,7 +244,7 @@ def train(args: argparse.Namespace) -> None:
     if "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
 
-    cache, valid = SongCache(*(args.cache or [Path("train/cache/songs")])), SongCache(args.valid_cache)
+    cache, valid = SongCache(*(args.cache or [DEFAULT_CACHE])), SongCache(args.valid_cache)
     crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
     sampler = RemixSampler(cache, crop, balance=args.balance_stems, shift_semitones=args.shift_semitones)
     log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
