@@ -190,6 +190,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="divide each stem's error by its own level plus F times the mix's (0: off)")
     parser.add_argument("--eq-bumps-db", type=float, default=0.0, metavar="DB",
                         help="also give every stem three random resonances or notches of up to +-DB dB")
+    parser.add_argument("--p-coherent", type=float, default=0.3, metavar="P",
+                        help="share of crops whose stems all come from one song (the others remix songs)")
     parser.add_argument("--shift-semitones", type=float, default=0.0, metavar="N",
                         help="resample every stem by up to +-N semitones (pitch and spectral envelope)")
     parser.add_argument("--local-width", type=int, default=ModelConfig.local_width,
@@ -246,7 +248,10 @@ def train(args: argparse.Namespace) -> None:
 
     cache, valid = SongCache(*(args.cache or [DEFAULT_CACHE])), SongCache(args.valid_cache)
     crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
-    sampler = RemixSampler(cache, crop, balance=args.balance_stems, shift_semitones=args.shift_semitones)
+    if not 0.0 <= args.p_coherent <= 1.0:
+        raise ValueError(f"--p-coherent must be a probability in [0, 1], got {args.p_coherent}")
+    sampler = RemixSampler(cache, crop, p_coherent=args.p_coherent, balance=args.balance_stems,
+                           shift_semitones=args.shift_semitones)
     log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
 
     losses: list[float] = []

@@ -52,6 +52,17 @@ def test_a_run_keeps_the_weights_of_every_nth_step(tmp_path: Path) -> None:
         assert torch.equal(a, b), name
 
 
+def test_the_share_of_single_song_crops_reaches_the_sampler_and_must_be_a_probability(tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache")
+    for share in ("0", "1"):
+        main([*_args(tmp_path / share, cache, 1), "--p-coherent", share])
+    remixed, _ = load_separator(tmp_path / "0" / "latest.pt")
+    coherent, _ = load_separator(tmp_path / "1" / "latest.pt")
+    assert not all(torch.equal(a, b) for a, b in zip(remixed.state_dict().values(), coherent.state_dict().values()))
+    with pytest.raises(ValueError, match=r"--p-coherent must be a probability in \[0, 1\], got 1.5"):
+        main([*_args(tmp_path / "bad", cache, 1), "--p-coherent", "1.5"])
+
+
 def test_learning_rate_warms_up_then_halves() -> None:
     assert learning_rate(0, 1e-3, 10, 100) == pytest.approx(1e-4)
     assert learning_rate(9, 1e-3, 10, 100) == pytest.approx(1e-3 * 0.5 ** 0.09)
