@@ -19,20 +19,24 @@ import numpy as np
 import torch
 
 from train.dataset import SongCache
+from train.model import Separator
 from train.train import load_separator, validate
 
 
 def score(checkpoint: Path, sets: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
     """-> {set name: {stem: SDR, "mean": ...}, "selection": {"mean": mean of the sets' means}}."""
-    model, _ = load_separator(checkpoint)
+    return score_model(load_separator(checkpoint)[0], sets)
+
+
+def score_model(model: Separator, sets: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+    """``score`` of a loaded model."""
     scores = {name: validate(model, songs) for name, songs in sets.items()}
     scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
     return scores
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Score checkpoints on the selection validation sets.")
-    parser.add_argument("checkpoints", type=Path, nargs="+")
+def add_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The selection sets' folders, shared by the commands that score on them."""
     parser.add_argument("--valid-cache", type=Path, default=Path("train/cache/valid"))
     parser.add_argument("--first-song", type=int, default=12,
                         help="score validation songs from this index on (the training log scores the ones before)")
@@ -41,13 +45,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ensemble-cache", type=Path, default=None,
                         help="validation part-writing songs rendered with a soundfont no training song uses")
     parser.add_argument("--threads", type=int, default=1)
-    return parser
 
 
-def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]]]:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.set_num_threads(args.threads)
+def selection_sets(args: argparse.Namespace) -> dict[str, list[np.ndarray]]:
+    """{set name: songs} from the folders of ``add_set_arguments``; exits with a clear message
+    when a folder has no songs or too few validation songs."""
     folders = {"valid": args.valid_cache, "unseen": args.unseen_cache, "ensemble": args.ensemble_cache}
     sets = {name: SongCache(folder).songs for name, folder in folders.items() if folder is not None}
     for name, songs in sets.items():
@@ -57,6 +59,21 @@ def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]
         raise SystemExit(f"--first-song {args.first_song} needs more than {args.first_song} songs in "
                          f"{args.valid_cache}, got {len(sets['valid'])}")
     sets["valid"] = sets["valid"][args.first_song:]
+    return sets
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Score checkpoints on the selection validation sets.")
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    add_set_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]]]:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    sets = selection_sets(args)
     results = {}
     for checkpoint in args.checkpoints:
         results[checkpoint] = scores = score(checkpoint, sets)

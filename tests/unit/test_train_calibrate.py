@@ -1,0 +1,87 @@
+"""Mask calibration: a temperature and per-stem offsets folded exactly into the weights."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train.arrange import STEMS
+from train.calibrate import calibrated, fold_calibration, search
+from train.calibrate import main as calibrate_main
+from train.model import ModelConfig, Separator
+from train.score import score
+from train.train import load_separator, save
+
+CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=2, stereo_cues=True)
+
+
+def _model() -> Separator:
+    torch.manual_seed(0)
+    model = Separator(CONFIG).eval()
+    with torch.no_grad():  # the branches that start at zero get weights, so each term of the logits counts
+        for weight in (model.masknet.skip_scale, model.masknet.stereo.signed_scale, model.masknet.stereo.size_scale,
+                       model.masknet.local.out.weight, model.masknet.local.out.bias, model.masknet.head_bias):
+            weight.normal_(0.0, 0.5)
+    return model
+
+
+def _masks(model: Separator, magnitude: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.masknet(magnitude)
+
+
+def test_folded_calibration_gives_the_softmax_of_scaled_and_offset_logits() -> None:
+    model = _model()
+    magnitude = torch.rand(1, 2 * CONFIG.nb_bins, 12) + 0.01
+    masks = _masks(model, magnitude)
+    offsets = {"piano": 0.7, "vocals": -0.4}
+    expected = masks.log() * 0.6 + torch.tensor([offsets.get(s, 0.0) for s in STEMS]).view(1, 5, 1, 1)
+    expected = torch.softmax(expected, dim=1)
+    got = _masks(calibrated(model, 0.6, offsets), magnitude)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(_masks(model, magnitude), masks)  # the source model is left as it was
+    assert (got[:, STEMS.index("piano")].mean() > masks[:, STEMS.index("piano")].mean())
+    assert torch.allclose(_masks(calibrated(model, 1.0, {}), magnitude), masks, atol=1e-6)
+
+
+def test_calibration_refuses_a_non_positive_temperature_and_unknown_stems() -> None:
+    with pytest.raises(ValueError, match="temperature must be positive, got 0.0"):
+        fold_calibration(_model().masknet, 0.0, {})
+    with pytest.raises(ValueError, match=r"unknown stems \['guitar'\]"):
+        fold_calibration(_model().masknet, 1.0, {"guitar": 1.0})
+
+
+def test_search_finds_the_temperature_then_the_offsets_that_score_best() -> None:
+    calls = []
+
+    def evaluate(temperature: float, offsets: dict[str, float]) -> float:
+        calls.append((temperature, dict(offsets)))
+        return -(temperature - 0.8) ** 2 - (offsets.get("piano", 0.0) - 0.5) ** 2 - (offsets.get("bass", 0.0) + 0.25) ** 2
+
+    temperature, offsets, figure = search(evaluate, [0.6, 0.8, 1.0], 0.25, rounds=3)
+    assert temperature == 0.8
+    assert offsets == {"vocals": 0.0, "drums": 0.0, "bass": -0.25, "piano": 0.5, "other": 0.0}
+    assert figure == pytest.approx(0.0)
+    assert calls[:3] == [(0.6, {}), (0.8, {}), (1.0, {})]
+
+
+def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for seed in range(3):
+        np.save(cache / f"song_{seed:07d}.npy", (0.1 * rng.standard_normal((len(STEMS), 2, 8000))).astype(np.float16))
+    source = tmp_path / "source.pt"
+    save(source, _model(), None, 7)
+    out = tmp_path / "calibrated.pt"
+    sets = ["--valid-cache", str(cache), "--first-song", "1", "--unseen-cache", str(cache)]
+    temperature, offsets, figure = calibrate_main([str(source), "--out", str(out), "--temperatures", "0.5", "1.0",
+                                                   "--rounds", "1", *sets])
+    assert score(out, {"valid": [np.load(cache / f"song_{i:07d}.npy") for i in (1, 2)],
+                       "unseen": [np.load(cache / f"song_{i:07d}.npy") for i in (0, 1, 2)]})["selection"]["mean"] \
+        == pytest.approx(figure, abs=1e-4)
+    model, state = load_separator(out)
+    assert state["step"] == 7 and state["calibration"]["temperature"] == temperature
+    assert state["calibration"]["offsets"] == offsets and model.config == CONFIG
+    assert capsys.readouterr().out.startswith(f"{out}: temperature {temperature:.2f}, offsets vocals ")

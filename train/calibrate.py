@@ -1,0 +1,117 @@
+"""Calibrate a checkpoint's masks: ``python -m train.calibrate CHECKPOINT --out PATH``.
+
+The masks are a softmax across stems of per-stem logits. Two calibrations change them
+without retraining: a temperature ``t`` multiplies every logit (below 1 the stems share a
+bin more evenly, above 1 the likeliest stem takes more of it) and an offset ``b_s`` is added
+to stem ``s``'s logits (the stem gets a larger share of every bin). Both fold exactly into
+the weights that make the logits, so a calibrated checkpoint has the same architecture, size
+and speed as the one it came from.
+
+The command searches them on the selection sets (``train.score``) and writes the calibrated
+checkpoint: first the temperature over a grid, then rounds of coordinate search, each
+trying every stem's offset one step up and down and keeping a change only when the
+selection figure rises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from train.model import STEMS, MaskNet, Separator
+from train.score import add_set_arguments, score_model, selection_sets
+from train.train import load_separator, save
+
+log = logging.getLogger("train.calibrate")
+
+
+@torch.no_grad()
+def fold_calibration(masknet: MaskNet, temperature: float, offsets: Mapping[str, float]) -> None:
+    """Make ``masknet``'s masks ``softmax(temperature * logits + offsets)`` in place, by scaling
+    every term of the logits and adding the offsets to the per-stem bias."""
+    if not temperature > 0:
+        raise ValueError(f"a mask temperature must be positive, got {temperature}")
+    unknown = set(offsets) - set(STEMS)
+    if unknown:
+        raise ValueError(f"offsets for unknown stems {sorted(unknown)}; the stems are {STEMS}")
+    scaled = [masknet.head_out, masknet.head_bias, masknet.skip_scale]
+    if masknet.local is not None:
+        scaled += [masknet.local.out.weight, masknet.local.out.bias]
+    if masknet.stereo is not None:
+        scaled += [masknet.stereo.signed_scale, masknet.stereo.size_scale]
+    for weight in scaled:
+        weight.mul_(temperature)
+    for stem, offset in offsets.items():
+        masknet.head_bias[:, STEMS.index(stem)] += offset
+
+
+def calibrated(model: Separator, temperature: float, offsets: Mapping[str, float]) -> Separator:
+    """A calibrated copy of ``model``."""
+    copied = copy.deepcopy(model)
+    fold_calibration(copied.masknet, temperature, offsets)
+    return copied
+
+
+def search(evaluate: Callable[[float, dict[str, float]], float], temperatures: list[float],
+           offset_step: float, rounds: int) -> tuple[float, dict[str, float], float]:
+    """-> (temperature, offsets, figure) maximizing ``evaluate(temperature, offsets)``: the
+    temperature over ``temperatures`` with no offsets, then ``rounds`` of coordinate search on
+    the offsets in steps of ``offset_step``."""
+    figures = {t: evaluate(t, {}) for t in temperatures}
+    temperature = max(figures, key=figures.get)
+    offsets, best = {stem: 0.0 for stem in STEMS}, figures[temperature]
+    for _ in range(rounds):
+        improved = False
+        for stem in STEMS:
+            for direction in (1, -1):
+                trial = {**offsets, stem: offsets[stem] + direction * offset_step}
+                figure = evaluate(temperature, trial)
+                if figure > best:
+                    offsets, best, improved = trial, figure, True
+                    break
+        if not improved:
+            break
+    return temperature, offsets, best
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Search a mask temperature and per-stem offsets on the "
+                                                 "selection sets and write the calibrated checkpoint.")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.6, 0.7, 0.8, 0.9, 1.0])
+    parser.add_argument("--offset-step", type=float, default=0.25)
+    parser.add_argument("--rounds", type=int, default=2)
+    add_set_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> tuple[float, dict[str, float], float]:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    sets = selection_sets(args)
+    model, state = load_separator(args.checkpoint)
+
+    def evaluate(temperature: float, offsets: dict[str, float]) -> float:
+        figure = score_model(calibrated(model, temperature, offsets), sets)["selection"]["mean"]
+        log.info("temperature %.2f offsets %s: %.3f dB", temperature,
+                 " ".join(f"{stem} {value:+.2f}" for stem, value in offsets.items()) or "none", figure)
+        return figure
+
+    temperature, offsets, figure = search(evaluate, args.temperatures, args.offset_step, args.rounds)
+    save(args.out, calibrated(model, temperature, offsets), None, int(state["step"]),
+         {"calibration": {"source": args.checkpoint.name, "temperature": temperature, "offsets": offsets,
+                          "selection": figure}})
+    print(f"{args.out}: temperature {temperature:.2f}, offsets "
+          + " ".join(f"{stem} {value:+.2f}" for stem, value in offsets.items()) + f", selection {figure:.2f} dB")
+    return temperature, offsets, figure
+
+
+if __name__ == "__main__":
+    main()
