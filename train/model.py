@@ -2,9 +2,10 @@
 
 Waveform in, waveform stems out, with the STFT and ISTFT inside the network as real-valued
 matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The
-net sees the log magnitudes of both channels of every frame (with ``stereo_cues``, also
-where each bin sits between the channels), mixes them through a stack of dilated
-depthwise-separable temporal convolutions and gives each stem its own head; a softmax
+net sees the log magnitudes of both channels of every frame, the window brought to one mean
+magnitude as in training (with ``stereo_cues``, also where each bin sits between the
+channels), mixes them through a stack of dilated depthwise-separable temporal convolutions
+and gives each stem its own head; a softmax
 across stems turns the head outputs into masks that sum to one, so the stems sum to the mix
 up to the ISTFT's rounding error.
 """
@@ -21,6 +22,7 @@ from torch.nn import functional as F
 from train.stft import FactorizedSTFT
 
 STEMS = ("vocals", "drums", "bass", "piano", "other")
+MIN_MEAN_MAGNITUDE = 1e-5  # a window quieter than this (near silence) is not raised further
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +150,9 @@ class MaskNet(nn.Module):
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         """``(batch, channels * bins, frames)`` -> masks ``(batch, stems, channels * bins, frames)``."""
         batch, _features, frames = magnitude.shape
+        # the masks see the mix at one level, as in training (mean magnitude 1 per window), so
+        # a quiet song is separated like a loud one
+        magnitude = magnitude / magnitude.mean(dim=(1, 2), keepdim=True).clamp_min(MIN_MEAN_MAGNITUDE)
         log_magnitude = torch.log(magnitude + 1e-4)
         x = self.input_norm(log_magnitude)
         h = self.encoder(x)

@@ -25,7 +25,7 @@ import torch
 
 from train.dataset import RemixSampler, SongCache
 from train.metrics import sdr_db, stem_is_active
-from train.model import STEMS, ModelConfig, Separator, copy_stem_head
+from train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head
 from train.stft import sqrt_hann
 
 log = logging.getLogger("train")
@@ -81,7 +81,7 @@ def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squar
         mix_mag = torch.sqrt(mix_real.square() + mix_imag.square() + 1e-12)  # (batch, 1, channels, bins, frames)
         target_mag = torch.sqrt(real.square() + imag.square() + 1e-12)
         batch, _, channels, bins, frames = mix_mag.shape
-        scale = 1.0 / mix_mag.mean(dim=(1, 2, 3, 4)).clamp_min(1e-5).view(batch, 1, 1, 1, 1)
+        scale = 1.0 / mix_mag.mean(dim=(1, 2, 3, 4)).clamp_min(MIN_MEAN_MAGNITUDE).view(batch, 1, 1, 1, 1)
         real, imag, target_mag = real * scale, imag * scale, target_mag * scale
         mix_real, mix_imag, mix_mag = mix_real * scale, mix_imag * scale, mix_mag * scale
     masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames))

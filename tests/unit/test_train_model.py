@@ -46,6 +46,19 @@ def test_stems_sum_to_the_mix(nb_samples: int) -> None:
     assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
 
 
+@pytest.mark.parametrize("gain", [0.02, 5.0])
+def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(gain: float) -> None:
+    model = _trained_looking(Separator(TINY_STEREO))
+    mix = 0.1 * torch.randn(1, 2, 4096, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        stems, scaled = model(mix), model(gain * mix)
+    assert torch.allclose(scaled, gain * stems, atol=1e-5 * gain)
+    with torch.no_grad():  # the masks of a magnitude at mean 1, as training feeds them, are unchanged
+        magnitude = torch.rand(1, 2 * TINY.nb_bins, 20) + 0.1
+        magnitude = magnitude / magnitude.mean()
+        assert torch.allclose(model.masknet(magnitude), model.masknet(gain * magnitude), atol=1e-6)
+
+
 @pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO],
                          ids=["temporal", "with-local-branch", "with-stereo-cues"])
 def test_onnx_export_matches_pytorch(tmp_path, config: ModelConfig) -> None:
