@@ -84,7 +84,7 @@ def get_parser() -> argparse.ArgumentParser:
                                                  "selection sets and write the calibrated checkpoint.")
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.6, 0.7, 0.8, 0.9, 1.0])
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
     parser.add_argument("--offset-step", type=float, default=0.25)
     parser.add_argument("--rounds", type=int, default=2)
     add_set_arguments(parser)
