@@ -5,9 +5,8 @@ matrix products (``train.stft``), so the exported ONNX graph holds no complex te
 net sees the log magnitudes of both channels of every frame, the window brought to one mean
 magnitude as in training (with ``stereo_cues``, also where each bin sits between the
 channels), mixes them through a stack of dilated depthwise-separable temporal convolutions
-and gives each stem its own head; a softmax
-across stems turns the head outputs into masks that sum to one, so the stems sum to the mix
-up to the ISTFT's rounding error.
+and gives each stem its own head; a softmax across stems turns the head outputs into masks
+that sum to one, so the stems sum to the mix up to the ISTFT's rounding error.
 """
 
 from __future__ import annotations
