@@ -79,6 +79,10 @@ def search(evaluate: Callable[[float, dict[str, float]], float], temperatures: l
     return temperature, offsets, best
 
 
+def _format(offsets: Mapping[str, float]) -> str:
+    return " ".join(f"{stem} {value:+.2f}" for stem, value in offsets.items())
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Search a mask temperature and per-stem offsets on the "
                                                  "selection sets and write the calibrated checkpoint.")
@@ -100,16 +104,14 @@ def main(argv: list[str] | None = None) -> tuple[float, dict[str, float], float]
 
     def evaluate(temperature: float, offsets: dict[str, float]) -> float:
         figure = score_model(calibrated(model, temperature, offsets), sets)["selection"]["mean"]
-        log.info("temperature %.2f offsets %s: %.3f dB", temperature,
-                 " ".join(f"{stem} {value:+.2f}" for stem, value in offsets.items()) or "none", figure)
+        log.info("temperature %.2f offsets %s: %.3f dB", temperature, _format(offsets) or "none", figure)
         return figure
 
     temperature, offsets, figure = search(evaluate, args.temperatures, args.offset_step, args.rounds)
     save(args.out, calibrated(model, temperature, offsets), None, int(state["step"]),
          {"calibration": {"source": args.checkpoint.name, "temperature": temperature, "offsets": offsets,
                           "selection": figure}})
-    print(f"{args.out}: temperature {temperature:.2f}, offsets "
-          + " ".join(f"{stem} {value:+.2f}" for stem, value in offsets.items()) + f", selection {figure:.2f} dB")
+    print(f"{args.out}: temperature {temperature:.2f}, offsets {_format(offsets)}, selection {figure:.2f} dB")
     return temperature, offsets, figure
 
 

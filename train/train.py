@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.p_coherent <= 1.0:
+        raise ValueError(f"--p-coherent must be a probability in [0, 1], got {args.p_coherent}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
@@ -248,8 +250,6 @@ def train(args: argparse.Namespace) -> None:
 
     cache, valid = SongCache(*(args.cache or [DEFAULT_CACHE])), SongCache(args.valid_cache)
     crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
-    if not 0.0 <= args.p_coherent <= 1.0:
-        raise ValueError(f"--p-coherent must be a probability in [0, 1], got {args.p_coherent}")
     sampler = RemixSampler(cache, crop, p_coherent=args.p_coherent, balance=args.balance_stems,
                            shift_semitones=args.shift_semitones)
     log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
