@@ -44,6 +44,8 @@ def fold_calibration(masknet: MaskNet, temperature: float, offsets: Mapping[str,
         scaled += [masknet.local.out.weight, masknet.local.out.bias]
     if masknet.stereo is not None:
         scaled += [masknet.stereo.signed_scale, masknet.stereo.size_scale]
+    if masknet.phase is not None:
+        scaled += [masknet.phase.cosine_scale, masknet.phase.centre_scale]
     for weight in scaled:
         weight.mul_(temperature)
     for stem, offset in offsets.items():

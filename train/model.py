@@ -4,7 +4,7 @@ Waveform in, waveform stems out, with the STFT and ISTFT inside the network as r
 matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The
 net sees the log magnitudes of both channels of every frame, the window brought to one mean
 magnitude as in training (with ``stereo_cues``, also where each bin sits between the
-channels), mixes them through a stack of dilated depthwise-separable temporal convolutions
+channels; with ``phase_cues``, also how alike the channels' phases are), mixes them through a stack of dilated depthwise-separable temporal convolutions
 and gives each stem its own head; a softmax across stems turns the head outputs into masks
 that sum to one, so the stems sum to the mix up to the ISTFT's rounding error.
 """
@@ -36,14 +36,16 @@ class ModelConfig:
     kernel_size: int = 5
     local_width: int = 0  # channels of the frequency-local branch; 0: none (the first models)
     stereo_cues: bool = False  # per-bin inter-channel level differences as inputs (stereo only)
+    phase_cues: bool = False  # per-bin inter-channel phase agreement and centre coherence as inputs
 
     def __post_init__(self) -> None:
         if self.n_fft != 2 * self.hop:
             raise ValueError(f"hop must be n_fft / 2 (sqrt-Hann reconstruction), got {self.n_fft}/{self.hop}")
         if self.nb_stems != len(STEMS):
             raise ValueError(f"nb_stems must be {len(STEMS)} ({STEMS}), got {self.nb_stems}")
-        if self.stereo_cues and self.nb_channels != 2:
-            raise ValueError(f"stereo_cues needs 2 channels, got nb_channels {self.nb_channels}")
+        for cue in ("stereo_cues", "phase_cues"):
+            if getattr(self, cue) and self.nb_channels != 2:
+                raise ValueError(f"{cue} needs 2 channels, got nb_channels {self.nb_channels}")
 
     @property
     def nb_bins(self) -> int:
@@ -120,6 +122,44 @@ class StereoCues(nn.Module):
         return encoded, self.signed_scale * signed + self.size_scale * signed.abs()
 
 
+def phase_features(real: torch.Tensor, imag: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """What the channels' phases say, per bin and frame, from a stereo spectrum ``(batch, 2,
+    bins, frames)`` (real and imaginary parts, and the magnitudes, floored above zero):
+    ``cos`` of the inter-channel phase difference, and the centre coherence
+    ``2 Re(L conj R) / (|L|^2 + |R|^2)`` clipped at 0 and raised to the 8th power, which is
+    near 1 only where the channels are equal (a centre-panned sound alone in the bin). A
+    bin owned by one amplitude-panned sound has both channels in phase; two sounds panned
+    apart in one bin pull the phases apart. Returns ``(batch, 2 * bins, frames)``: the
+    cosines, then the coherences. Both are independent of the level."""
+    across = real[:, 0] * real[:, 1] + imag[:, 0] * imag[:, 1]  # Re(L conj R)
+    cosine = across / (magnitude[:, 0] * magnitude[:, 1])
+    centre = (2 * across / (magnitude[:, 0].square() + magnitude[:, 1].square())).clamp_min(0.0) ** 8
+    return torch.cat([cosine, centre], dim=1)
+
+
+class PhaseCues(nn.Module):
+    """The inputs of ``phase_features`` for the temporal net and for each stem's logits per
+    bin (the same for both channels). Every weight starts at zero, so a trained model
+    extended with the cues starts where it was."""
+
+    def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(2 * nb_bins)
+        self.encoder = nn.Conv1d(2 * nb_bins, hidden, 1, bias=False)
+        nn.init.zeros_(self.encoder.weight)
+        self.cosine_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
+        self.centre_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``phase_features`` ``(batch, 2 * bins, frames)`` -> the encoder's extra input
+        ``(batch, hidden, frames)`` and per-stem logits ``(batch, stems, 2 * bins, frames)``."""
+        cosine, centre = features.chunk(2, dim=1)
+        encoded = self.encoder(self.norm(features))
+        per_channel = (torch.cat([cosine, cosine], dim=1).unsqueeze(1),
+                       torch.cat([centre, centre], dim=1).unsqueeze(1))
+        return encoded, self.cosine_scale * per_channel[0] + self.centre_scale * per_channel[1]
+
+
 class MaskNet(nn.Module):
     """Log-magnitude frames of the mix -> softmax masks per stem, channel and bin."""
 
@@ -145,9 +185,14 @@ class MaskNet(nn.Module):
         self.local = (LocalBranch(config.nb_channels, config.nb_stems, config.local_width)
                       if config.local_width else None)
         self.stereo = StereoCues(config.nb_bins, config.nb_stems, config.hidden) if config.stereo_cues else None
+        self.phase = PhaseCues(config.nb_bins, config.nb_stems, config.hidden) if config.phase_cues else None
 
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """``(batch, channels * bins, frames)`` -> masks ``(batch, stems, channels * bins, frames)``."""
+    def forward(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, channels * bins, frames)`` magnitudes (and with ``phase_cues`` the mix's
+        ``phase_features``) -> masks ``(batch, stems, channels * bins, frames)``."""
+        if (phase is None) == (self.phase is not None):
+            raise ValueError(f"phase features are {'needed' if self.phase is not None else 'not used'} "
+                             f"with phase_cues={self.config.phase_cues}, got {'none' if phase is None else 'some'}")
         batch, _features, frames = magnitude.shape
         # the masks see the mix at one level, as in training (mean magnitude 1 per window), so
         # a quiet song is separated like a loud one
@@ -159,6 +204,10 @@ class MaskNet(nn.Module):
         if self.stereo is not None:
             stereo_input, stereo_logits = self.stereo(log_magnitude)
             h = h + stereo_input
+        phase_logits = None
+        if self.phase is not None:
+            phase_input, phase_logits = self.phase(phase)
+            h = h + phase_input
         h = F.gelu(self.encoder_norm(h))
         for block in self.blocks:
             h = block(h)
@@ -170,6 +219,8 @@ class MaskNet(nn.Module):
             logits = logits + self.local(x.view(batch, self.config.nb_channels, self.config.nb_bins, frames))
         if stereo_logits is not None:
             logits = logits + stereo_logits
+        if phase_logits is not None:
+            logits = logits + phase_logits
         # softmax across stems, written out: ONNX Runtime's Softmax on a middle axis is slow
         weights = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
         return weights / weights.sum(dim=1, keepdim=True)
@@ -212,7 +263,8 @@ class Separator(nn.Module):
         frames = spec.shape[-1]
         real, imag = spec[:, :, : cfg.nb_bins], spec[:, :, cfg.nb_bins:]
         magnitude = torch.sqrt(real * real + imag * imag + 1e-12)  # (batch, channels, bins, frames)
-        masks = self.masknet(magnitude.reshape(batch, channels * cfg.nb_bins, frames))
+        phase = phase_features(real, imag, magnitude) if cfg.phase_cues else None
+        masks = self.masknet(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase)
         masks = masks.view(batch, cfg.nb_stems, channels, 1, cfg.nb_bins, frames)
         # masked spectra: (batch, stems, channels, 2, bins, frames) with (real, imag) on axis 3
         masked = masks * spec.view(batch, 1, channels, 2, cfg.nb_bins, frames)

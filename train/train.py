@@ -25,7 +25,7 @@ import torch
 
 from train.dataset import RemixSampler, SongCache
 from train.metrics import sdr_db, stem_is_active
-from train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head
+from train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head, phase_features
 from train.stft import sqrt_hann
 
 log = logging.getLogger("train")
@@ -84,7 +84,8 @@ def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squar
         scale = 1.0 / mix_mag.mean(dim=(1, 2, 3, 4)).clamp_min(MIN_MEAN_MAGNITUDE).view(batch, 1, 1, 1, 1)
         real, imag, target_mag = real * scale, imag * scale, target_mag * scale
         mix_real, mix_imag, mix_mag = mix_real * scale, mix_imag * scale, mix_mag * scale
-    masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames))
+    phase = phase_features(mix_real[:, 0], mix_imag[:, 0], mix_mag[:, 0]) if cfg.phase_cues else None
+    masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames), phase)
     masks = masks.view(batch, cfg.nb_stems, channels, bins, frames)
 
     def error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -134,20 +135,20 @@ def save(path: Path, model: Separator, optimizer: torch.optim.Optimizer | None, 
 
 # what a checkpoint may gain when fine-tuned: config field -> prefix of the new weights, all
 # of which start at zero so the model's output is unchanged
-_ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo."}
+_ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "phase_cues": "masknet.phase."}
 
 
 def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
-    """The checkpoint's model; ``changes`` (e.g. ``local_width=8``, ``stereo_cues=True``)
-    may only add the local branch or the stereo cues, which then start at zero, so the
-    model's output is unchanged."""
+    """The checkpoint's model; ``changes`` (e.g. ``local_width=8``, ``stereo_cues=True``,
+    ``phase_cues=True``) may only add the local branch or the stereo or phase cues, which
+    then start at zero, so the model's output is unchanged."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
     current = {name: config.get(name, getattr(ModelConfig, name)) for name in _ADDABLE}
     added = [name for name, value in changes.items() if name in current and value != current[name]]
     if set(changes) - set(_ADDABLE) or any(current[name] for name in added):
-        raise ValueError(f"a checkpoint can only gain a local branch or stereo cues it lacks, got changes "
+        raise ValueError(f"a checkpoint can only gain a local branch or stereo or phase cues it lacks, got changes "
                          f"{changes} for {current}")
     model = Separator(ModelConfig(**{**config, **changes}))
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
@@ -198,6 +199,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="channels of the frequency-local branch (0: none); with --init, adds it")
     parser.add_argument("--stereo-cues", action="store_true",
                         help="per-bin inter-channel level differences as model inputs; with --init, adds them")
+    parser.add_argument("--phase-cues", action="store_true",
+                        help="per-bin inter-channel phase agreement and centre coherence as model inputs; "
+                             "with --init, adds them")
     return parser
 
 
@@ -232,7 +236,8 @@ def train(args: argparse.Namespace) -> None:
     else:
         if args.init is not None:
             extend = {name: value for name, value in (("local_width", args.local_width),
-                                                      ("stereo_cues", args.stereo_cues)) if value}
+                                                      ("stereo_cues", args.stereo_cues),
+                                                      ("phase_cues", args.phase_cues)) if value}
             model = load_separator(args.init, **extend)[0].train()
             log.info("weights initialized from %s", args.init)
             for pair in args.copy_head:
@@ -241,7 +246,8 @@ def train(args: argparse.Namespace) -> None:
                 log.info("stem head %s copied to %s", *pair.split(":"))
         else:
             model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank,
-                                          local_width=args.local_width, stereo_cues=args.stereo_cues)).train()
+                                          local_width=args.local_width, stereo_cues=args.stereo_cues,
+                                          phase_cues=args.phase_cues)).train()
         step, best, state = 0, -math.inf, {}
         log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

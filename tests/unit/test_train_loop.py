@@ -95,24 +95,31 @@ def test_fine_tuning_with_a_local_branch_trains_it(tmp_path: Path) -> None:
         load_separator(tmp_path / "tuned" / "latest.pt", local_width=5)
 
 
-def test_a_checkpoint_gains_stereo_cues_that_start_silent_and_then_train(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("field", "flag", "weights"), [
+    ("stereo_cues", "--stereo-cues", ("stereo.encoder.weight", "stereo.size_scale")),
+    ("phase_cues", "--phase-cues", ("phase.encoder.weight", "phase.centre_scale", "phase.cosine_scale")),
+])
+def test_a_checkpoint_gains_cues_that_start_silent_and_then_train(tmp_path: Path, field: str, flag: str,
+                                                                   weights: tuple[str, ...]) -> None:
     cache = _cache(tmp_path / "cache")
     main(_args(tmp_path / "plain", cache, 1))
     checkpoint = tmp_path / "plain" / "latest.pt"
     plain, _ = load_separator(checkpoint)
-    extended, _ = load_separator(checkpoint, stereo_cues=True)
-    assert plain.masknet.stereo is None and extended.masknet.stereo is not None
+    extended, _ = load_separator(checkpoint, **{field: True})
+    module = weights[0].split(".")[0]
+    assert getattr(plain.masknet, module) is None and getattr(extended.masknet, module) is not None
     mix = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 2, 4000)).astype(np.float32))
-    mix[:, 1] *= 0.2  # panned left: the cues are far from zero
+    mix[:, 1] = 0.2 * mix[:, 1] + 0.1 * mix[:, 0]  # panned left, partly correlated: the cues are far from zero
     with torch.no_grad():
         assert torch.equal(plain(mix), extended(mix))
-    main([*_args(tmp_path / "tuned", cache, 2), "--init", str(checkpoint), "--stereo-cues"])
+    main([*_args(tmp_path / "tuned", cache, 2), "--init", str(checkpoint), flag])
     tuned, _ = load_separator(tmp_path / "tuned" / "latest.pt")
-    assert tuned.config.stereo_cues
-    assert tuned.masknet.stereo.encoder.weight.abs().max() > 0
-    assert tuned.masknet.stereo.size_scale.abs().max() > 0
-    with pytest.raises(ValueError, match="only gain a local branch or stereo cues it lacks"):
-        load_separator(tmp_path / "tuned" / "latest.pt", stereo_cues=False)
+    assert getattr(tuned.config, field)
+    parameters = dict(tuned.masknet.named_parameters())
+    for name in weights:
+        assert parameters[name].abs().max() > 0, name  # it moved away from its zero start
+    with pytest.raises(ValueError, match="only gain a local branch or stereo or phase cues it lacks"):
+        load_separator(tmp_path / "tuned" / "latest.pt", **{field: False})
 
 
 def _eq_db(bump_db: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

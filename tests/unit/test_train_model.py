@@ -5,11 +5,13 @@ import pytest
 import torch
 
 from train.export_onnx import export_onnx, max_parity_error
-from train.model import STEMS, ModelConfig, Separator
+from train.model import STEMS, ModelConfig, Separator, phase_features
 
 TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
 TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=3)
 TINY_STEREO = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True)
+TINY_PHASE = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True,
+                         phase_cues=True)
 
 
 def _trained_looking(model: Separator) -> Separator:
@@ -46,9 +48,10 @@ def test_stems_sum_to_the_mix(nb_samples: int) -> None:
     assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
 
 
+@pytest.mark.parametrize("config", [TINY_STEREO, TINY_PHASE], ids=["stereo-cues", "phase-cues"])
 @pytest.mark.parametrize("gain", [0.02, 5.0])
-def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(gain: float) -> None:
-    model = _trained_looking(Separator(TINY_STEREO))
+def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(gain: float, config: ModelConfig) -> None:
+    model = _trained_looking(Separator(config))
     mix = 0.1 * torch.randn(1, 2, 4096, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         stems, scaled = model(mix), model(gain * mix)
@@ -56,11 +59,12 @@ def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(ga
     with torch.no_grad():  # the masks of a magnitude at mean 1, as training feeds them, are unchanged
         magnitude = torch.rand(1, 2 * TINY.nb_bins, 20) + 0.1
         magnitude = magnitude / magnitude.mean()
-        assert torch.allclose(model.masknet(magnitude), model.masknet(gain * magnitude), atol=1e-6)
+        phase = torch.rand(1, 2 * TINY.nb_bins, 20) if config.phase_cues else None
+        assert torch.allclose(model.masknet(magnitude, phase), model.masknet(gain * magnitude, phase), atol=1e-6)
 
 
-@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO],
-                         ids=["temporal", "with-local-branch", "with-stereo-cues"])
+@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO, TINY_PHASE],
+                         ids=["temporal", "with-local-branch", "with-stereo-cues", "with-phase-cues"])
 def test_onnx_export_matches_pytorch(tmp_path, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
     path = tmp_path / "model.onnx"
@@ -120,6 +124,76 @@ def test_stereo_cues_tell_a_panned_sound_from_a_centred_one() -> None:
 def test_stereo_cues_need_two_channels() -> None:
     with pytest.raises(ValueError, match="stereo_cues needs 2 channels, got nb_channels 1"):
         ModelConfig(nb_channels=1, stereo_cues=True)
+    with pytest.raises(ValueError, match="phase_cues needs 2 channels, got nb_channels 1"):
+        ModelConfig(nb_channels=1, phase_cues=True)
+
+
+def _phase_features_of(left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cosine and centre features of one bin whose channels hold the complex values given."""
+    real = torch.stack([left.real, right.real]).view(1, 2, -1, 1).float()
+    imag = torch.stack([left.imag, right.imag]).view(1, 2, -1, 1).float()
+    magnitude = torch.sqrt(real.square() + imag.square() + 1e-12)
+    cosine, centre = phase_features(real, imag, magnitude).view(2, -1)
+    return cosine, centre
+
+
+def test_phase_features_tell_a_centred_sound_from_panned_and_overlapping_ones() -> None:
+    one = torch.tensor([0.3 + 0.4j, -2.0 + 1.0j], dtype=torch.complex128)  # two bins
+    cases = {  # (right channel for left = one) -> (cosine, centre coherence) per bin
+        "centred": (one, [1.0, 1.0]),
+        "panned 6 dB left": (0.5 * one, [1.0, (2 * 0.5 / 1.25) ** 8]),  # 2ab / (a^2 + b^2) = 0.8
+        "panned hard left": (1e-3 * one, [1.0, 0.0]),
+        "opposite phase": (-one, [-1.0, 0.0]),
+        "a quarter turn apart": (1j * one, [0.0, 0.0]),
+    }
+    for name, (right, (cosine, centre)) in cases.items():
+        for gain in (0.1, 1.0, 50.0):  # independent of the level (above the magnitude floor, 1e-6)
+            got_cosine, got_centre = _phase_features_of(gain * one, gain * right)
+            assert torch.allclose(got_cosine, torch.full((2,), cosine), atol=1e-3), (name, gain)
+            assert torch.allclose(got_centre, torch.full((2,), centre), atol=1e-3), (name, gain)
+    # two sounds panned apart in one bin: left = a + b, right = a - b (b a quarter turn from a)
+    a, b = torch.tensor([1.0 + 0.0j]), torch.tensor([0.0 + 0.5j])
+    cosine, centre = _phase_features_of(a + b, a - b)
+    assert cosine.item() == pytest.approx((1 - 0.25) / 1.25, abs=1e-5)  # cos of the angle 2 atan(0.5)
+    assert centre.item() == pytest.approx(((1 - 0.25) / 1.25) ** 8, abs=1e-5)
+    silent = torch.zeros(2, dtype=torch.complex128)
+    assert torch.equal(torch.stack(_phase_features_of(silent, silent)), torch.zeros(2, 2))  # no NaN
+
+
+def test_phase_cues_move_each_stems_odds_by_its_weight_times_the_feature() -> None:
+    """With only the centre weights of stem 0 at +3 and the cosine weights of stem 1 at -2,
+    stem 0's odds against the stems the cues leave alone rise by exp(3 * centre) and stem
+    1's fall by exp(2 * cosine), in both channels, against the same model without the cues."""
+    model = _trained_looking(Separator(TINY_PHASE))
+    bins = TINY.nb_bins
+    magnitude = torch.rand(1, 2 * bins, 20) * 5 + 1
+    cosine = 2 * torch.rand(1, bins, 20) - 1
+    centre = torch.rand(1, bins, 20)
+    phase = torch.cat([cosine, centre], dim=1)
+    with torch.no_grad():
+        model.masknet.phase.encoder.weight.zero_()
+        model.masknet.phase.cosine_scale.zero_()
+        model.masknet.phase.centre_scale.zero_()
+        plain = model.masknet(magnitude, phase).double()
+        model.masknet.phase.centre_scale[:, 0] = 3.0
+        model.masknet.phase.cosine_scale[:, 1] = -2.0
+        cued = model.masknet(magnitude, phase).double()
+
+    def odds(masks: torch.Tensor, stem: int) -> torch.Tensor:
+        return masks[:, stem] / masks[:, 2:].sum(dim=1)
+
+    for stem, expected in ((0, 3.0 * centre), (1, -2.0 * cosine)):
+        change = (odds(cued, stem) / odds(plain, stem)).log()  # (1, 2 * bins, frames)
+        for channel in (slice(0, bins), slice(bins, 2 * bins)):
+            assert torch.allclose(change[:, channel], expected.double(), atol=1e-4), (stem, channel)
+
+
+def test_the_mask_net_refuses_phase_features_it_does_not_use_and_needs_those_it_does() -> None:
+    magnitude = torch.rand(1, 2 * TINY.nb_bins, 4) + 0.1
+    with pytest.raises(ValueError, match="phase features are needed with phase_cues=True, got none"):
+        Separator(TINY_PHASE).eval().masknet(magnitude)
+    with pytest.raises(ValueError, match="phase features are not used with phase_cues=False, got some"):
+        Separator(TINY).eval().masknet(magnitude, torch.zeros(1, 2 * TINY.nb_bins, 4))
 
 
 def test_config_rejects_bad_hop_and_stem_count() -> None:
