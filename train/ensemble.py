@@ -7,7 +7,10 @@ sung "aahs" counted as other; string or wind parts over a cello or double bass; 
 or soloist over a piano. Here the bass stem is the lowest line on a bass, cello or
 contrabass, spread across the stereo field like the other players, and two lines that
 sound alike (the lead vocal and the inner choir voices) differ only by their place in the
-chord and in the stereo field. For training songs only, like ``vary_song``.
+chord and in the stereo field. With ``crossing``, the lines share registers more: the bass
+line climbs into the tenor register (a cello under a viola, as in a string quartet), the
+piano's left hand plays in the bass line's register, and some chamber songs get a piano (a
+piano trio or quartet). For training songs only, like ``vary_song``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from train.arrange import (
 )
 
 # (lowest, highest) MIDI pitch of each line, top line first
-RANGES = {"top": (60, 79), "upper": (55, 74), "inner": (48, 67), "bass": (36, 60)}
+RANGES = {"top": (60, 79), "upper": (55, 74), "inner": (48, 67), "bass": (36, 60), "high bass": (43, 64)}
+LEFT_HAND = (36, 55)  # the piano's left hand in crossing songs
 # single-line players of the upper lines: violin, viola, flute, oboe, clarinet, horn, trumpet, bassoon,
 # string ensemble, organ
 LINE_PROGRAMS = (40, 40, 41, 73, 68, 71, 60, 56, 70, 48, 19)
@@ -41,11 +45,17 @@ def _line_pitch(pitch_classes: set[int], previous: int, low: int, high: int, lea
     return int(rng.choice(near)) if near else min(tones, key=lambda p: abs(p - previous))
 
 
-def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
+def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False) -> Song:
     """A seeded part-writing song of about ``duration_s`` seconds (always whole bars); its
     ``ensemble`` flag tells the renderer to layer a choir patch on every lead vocal and to
-    put half of them dead centre."""
+    put half of them dead centre. ``crossing`` draws its extra choices from a second
+    stream, so a crossing song keeps the kind, tempo and top line of the plain song of its
+    seed."""
     rng = np.random.default_rng([seed, 2])
+    extra = np.random.default_rng([seed, 3]) if crossing else None
+    high_bass = extra is not None and extra.random() < 0.5
+    left_hand = extra is not None and extra.random() < 0.7
+    chamber_piano = extra is not None and extra.random() < 0.4
     tempo, beat_s, nb_bars, key, scale = song_frame(rng, duration_s, (56, 132))
     chord_beats = int(rng.choice([1, 2, 2, 4]))
     nb_chords = nb_bars * 4 // chord_beats
@@ -61,7 +71,7 @@ def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
 
     lines: list[list[Note]] = []
     for name in names:
-        low, high = RANGES[name]
+        low, high = RANGES["high bass" if name == "bass" and high_bass else name]
         previous = int(rng.integers(low + 4, high - 4))
         notes: list[Note] = []
         beat = 0.0
@@ -94,7 +104,7 @@ def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
         vowels = [str(rng.choice(list("aeiou"))) for _ in top]
     else:
         parts.append(Part("other", int(rng.choice(LINE_PROGRAMS)), False, top, pan=int(rng.integers(16, 112))))
-    if kind == "accompanied":
+    if kind == "accompanied" or (kind == "chamber" and chamber_piano):
         piano = Part("piano", int(rng.choice((0, 1, 2))), False, pan=int(rng.integers(40, 88)))
         for chord in range(nb_chords):
             start, end = chord * chord_beats * beat_s, (chord + 1) * chord_beats * beat_s - 0.03
@@ -105,8 +115,13 @@ def ensemble_song(seed: int, duration_s: float = 12.0) -> Song:
                 for i in range(2 * chord_beats):
                     at = start + i * beat_s / 2
                     piano.notes.append(Note(voicing[i % 3], at, at + beat_s * 0.45, 65))
+            if left_hand:  # the chord's root, sometimes in octaves
+                low = _line_pitch({roots[chord]}, 44, *LEFT_HAND, 12, extra)
+                piano.notes.append(Note(low, start, end, 72))
+                if low + 12 <= LEFT_HAND[1] and extra.random() < 0.5:
+                    piano.notes.append(Note(low + 12, start, end, 66))
         parts.append(piano)
-    else:
+    if kind != "accompanied":
         for line in middle:
             sung = kind == "choir" and rng.random() < 0.8
             program = int(rng.choice(CHOIR_PROGRAMS if sung else LINE_PROGRAMS))

@@ -30,14 +30,15 @@ SONG_KINDS = {
     "plain": generate_song,
     "vary": lambda seed, duration_s: vary_song(generate_song(seed, duration_s)),
     "ensemble": ensemble_song,
+    "crossing": lambda seed, duration_s: ensemble_song(seed, duration_s, crossing=True),
 }
 
 
 def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
                 duration_s: float = 12.0, kind: str = "plain") -> int:
     """Render every seed not cached yet as a song of ``kind`` (``SONG_KINDS``: the plain
-    generator, its songs through ``vary_song``, or ``train.ensemble``'s part-writing songs);
-    returns how many were rendered."""
+    generator, its songs through ``vary_song``, or ``train.ensemble``'s part-writing songs,
+    plain or crossing); returns how many were rendered."""
     if kind not in SONG_KINDS:
         raise ValueError(f"song kind must be one of {sorted(SONG_KINDS)}, got {kind!r}")
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,9 @@ def get_parser() -> argparse.ArgumentParser:
     kind.add_argument("--ensemble", action="store_true",
                       help="render part-writing songs of train.ensemble (choirs, chamber ensembles, a singer or "
                            "soloist with piano)")
+    kind.add_argument("--crossing", action="store_true",
+                      help="render train.ensemble's crossing songs (a bass line in the tenor register, a piano "
+                           "left hand in the bass register, pianos in chamber songs)")
     return parser
 
 
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
                         tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s,
-                        kind="vary" if args.vary else "ensemble" if args.ensemble else "plain")
+                        kind=next((kind for kind in ("vary", "ensemble", "crossing") if getattr(args, kind)), "plain"))
     log.info("done: %d songs rendered into %s", count, args.out)
 
 

@@ -248,6 +248,28 @@ def test_ensemble_songs_write_lines_in_one_key_over_a_bowed_or_upright_bass() ->
     assert len({round(song.tempo_bpm) for song in songs}) > 20
 
 
+def test_crossing_ensemble_songs_share_registers_and_keep_the_plain_songs_frame_and_top_line() -> None:
+    plain = [ensemble_song(seed) for seed in range(3000, 3060)]
+    crossing = [ensemble_song(seed, crossing=True) for seed in range(3000, 3060)]
+    assert crossing[0] == ensemble_song(3000, crossing=True) and crossing[0] != plain[0]
+    high_bass = left_hand = piano_with_lines = 0
+    for song, same_seed in zip(crossing, plain):
+        assert (song.tempo_bpm, song.duration_s, song.parts[0].notes) == (same_seed.tempo_bpm, same_seed.duration_s,
+                                                                            same_seed.parts[0].notes)
+        assert _in_one_key({n.pitch for part in song.parts for n in part.notes}), song.seed
+        (bass,) = song.stem_parts("bass")
+        assert bass.program in VARIED_BASS_PROGRAMS and all(36 <= n.pitch <= 64 for n in bass.notes)
+        high_bass += max(n.pitch for n in bass.notes) > 60  # above any plain song's bass line
+        pianos = song.stem_parts("piano")
+        if pianos:
+            assert all(36 <= n.pitch <= 76 for n in pianos[0].notes)
+            left_hand += min(n.pitch for n in pianos[0].notes) < 52  # below any plain song's piano
+            piano_with_lines += len(song.stem_parts("other")) >= 2  # a piano trio or quartet
+    assert all(max(n.pitch for n in song.stem_parts("bass")[0].notes) <= 60 for song in plain)
+    assert all(min(n.pitch for n in part.notes) >= 52 for song in plain for part in song.stem_parts("piano"))
+    assert min(high_bass, left_hand, piano_with_lines) >= 5, (high_bass, left_hand, piano_with_lines)
+
+
 class _RecordingRenderer:
     """Stands in for a soundfont synth: every rendered part is a constant 0.01 on both channels."""
 
@@ -298,5 +320,12 @@ def test_cache_renders_ensemble_songs_and_refuses_two_kinds_or_an_unknown_one(tm
     np.testing.assert_allclose(np.load(song_path(tmp_path, 2000)).astype(np.float32), expected, atol=2e-3)
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--count", "1", "--vary", "--ensemble"])
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--count", "1", "--ensemble", "--crossing"])
+    main(["--out", str(tmp_path / "crossing"), "--first-seed", "3000", "--count", "1", "--duration-s", "3",
+          "--soundfont", SOUNDFONT.name, "--crossing"])
+    expected = render_song(ensemble_song(3000, 3.0, crossing=True), open_renderers((SOUNDFONT.name,)))
+    np.testing.assert_allclose(np.load(song_path(tmp_path / "crossing", 3000)).astype(np.float32), expected,
+                               atol=2e-3)
     with pytest.raises(ValueError, match="song kind must be one of .*got 'chorale'"):
         build_cache(tmp_path, range(1), kind="chorale")
