@@ -158,6 +158,31 @@ def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     return model.eval(), state
 
 
+def parameter_groups(model: Separator, lr_scales: Sequence[str]) -> list[dict]:
+    """The optimizer's parameter groups: one per ``PREFIX=FACTOR`` of ``lr_scales`` (the
+    parameters whose names start with PREFIX, at FACTOR times the learning rate; the first
+    matching prefix wins) and one of the rest at the learning rate itself. Lets weights that
+    start at zero (cues added with ``--init``) learn faster than the trained ones."""
+    scales = []
+    for item in lr_scales:
+        prefix, _, factor = item.partition("=")
+        try:
+            scales.append((prefix, float(factor)))
+        except ValueError:
+            raise ValueError(f"--lr-scale must be PREFIX=FACTOR with a number FACTOR, got {item!r}") from None
+        if not prefix or scales[-1][1] < 0:
+            raise ValueError(f"--lr-scale must be PREFIX=FACTOR with a prefix and FACTOR >= 0, got {item!r}")
+    groups: list[dict] = [{"params": [], "lr_scale": factor, "prefix": prefix} for prefix, factor in scales]
+    rest: dict = {"params": [], "lr_scale": 1.0, "prefix": ""}
+    for name, parameter in model.named_parameters():
+        group = next((g for g in groups if name.startswith(g["prefix"])), rest)
+        group["params"].append(parameter)
+    empty = [g["prefix"] for g in groups if not g["params"]]
+    if empty:
+        raise ValueError(f"--lr-scale prefixes {empty} match no parameter of the model")
+    return [*groups, rest]
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train the stemserve-small separation model.")
     parser.add_argument("--run-dir", type=Path, required=True)
@@ -199,6 +224,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="channels of the frequency-local branch (0: none); with --init, adds it")
     parser.add_argument("--stereo-cues", action="store_true",
                         help="per-bin inter-channel level differences as model inputs; with --init, adds them")
+    parser.add_argument("--lr-scale", action="append", default=[], metavar="PREFIX=FACTOR",
+                        help="parameters whose names start with PREFIX learn at FACTOR times --lr (repeatable; "
+                             "e.g. masknet.phase.=10 for cues just added)")
     parser.add_argument("--phase-cues", action="store_true",
                         help="per-bin inter-channel phase agreement and centre coherence as model inputs; "
                              "with --init, adds them")
@@ -250,9 +278,11 @@ def train(args: argparse.Namespace) -> None:
                                           phase_cues=args.phase_cues)).train()
         step, best, state = 0, -math.inf, {}
         log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    groups = parameter_groups(model, args.lr_scale)
+    lr_scales = [group["lr_scale"] for group in groups]
+    optimizer = torch.optim.Adam(groups, lr=args.lr)
     if "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # refuses another number of groups
 
     cache, valid = SongCache(*(args.cache or [DEFAULT_CACHE])), SongCache(args.valid_cache)
     crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
@@ -268,8 +298,8 @@ def train(args: argparse.Namespace) -> None:
             cache.refresh()
         stems = torch.from_numpy(sampler.batch(args.batch_size, rng))
         eq = random_eq(tuple(stems.shape[:2]), model.config, rng, args.eq_bumps_db)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.lr, 25, args.lr_half_life)
+        for group, lr_scale in zip(optimizer.param_groups, lr_scales):
+            group["lr"] = lr_scale * learning_rate(step, args.lr, 25, args.lr_half_life)
         loss = spectral_loss(model, stems, eq, squared=args.loss == "l2", stem_floor=args.stem_floor)
         optimizer.zero_grad()
         loss.backward()
@@ -280,7 +310,7 @@ def train(args: argparse.Namespace) -> None:
         if step % 25 == 0:
             elapsed = (time.monotonic() - started) / len(losses)
             log.info("step %d loss %.4f lr %.2e %.2f s/step songs %d", step, np.mean(losses[-25:]),
-                     optimizer.param_groups[0]["lr"], elapsed, len(cache))
+                     optimizer.param_groups[-1]["lr"], elapsed, len(cache))
         if step % args.eval_every == 0 or step == args.steps:
             scores = validate(model, valid.songs[: args.valid_songs])
             log.info("valid step %d SDR %s", step, " ".join(f"{k} {v:.2f}" for k, v in scores.items()))

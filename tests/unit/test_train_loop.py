@@ -122,6 +122,31 @@ def test_a_checkpoint_gains_cues_that_start_silent_and_then_train(tmp_path: Path
         load_separator(tmp_path / "tuned" / "latest.pt", **{field: False})
 
 
+def test_lr_scale_sets_how_fast_the_named_parameters_learn(tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache")
+    main(_args(tmp_path / "plain", cache, 1))
+    checkpoint = tmp_path / "plain" / "latest.pt"
+    start = dict(load_separator(checkpoint, phase_cues=True)[0].named_parameters())
+
+    def moved(run: str, *scales: str) -> dict[str, float]:
+        args = [*_args(tmp_path / run, cache, 2), "--init", str(checkpoint), "--phase-cues"]
+        main([*args, *(f"--lr-scale={scale}" for scale in scales)])
+        tuned = dict(load_separator(tmp_path / run / "latest.pt")[0].named_parameters())
+        return {name: float((tuned[name] - start[name]).detach().abs().max()) for name in tuned}
+
+    frozen = moved("frozen", "masknet.phase.=0", "masknet.encoder.=0")
+    assert all(value == 0.0 for name, value in frozen.items() if name.startswith(("masknet.phase.", "masknet.encoder.")))
+    assert frozen["masknet.head_out"] > 0  # the rest learn at the base rate
+    plain, fast = moved("plain-rate"), moved("fast", "masknet.phase.=10")
+    # Adam moves a weight about lr per step whatever its gradient's size: ten times the rate, ten times the move
+    assert fast["masknet.phase.centre_scale"] == pytest.approx(10 * plain["masknet.phase.centre_scale"], rel=0.2)
+    assert fast["masknet.head_out"] == pytest.approx(plain["masknet.head_out"], rel=0.2)
+    for bad, message in (("masknet.phase.", "PREFIX=FACTOR with a number"), ("=2", "with a prefix"),
+                         ("masknet.phase.=-1", "FACTOR >= 0"), ("nothing.=2", r"\['nothing.'\] match no parameter")):
+        with pytest.raises(ValueError, match=message):
+            main([*_args(tmp_path / "bad", cache, 1), "--lr-scale", bad])
+
+
 def _eq_db(bump_db: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """EQ gains in dB ``(examples, stems, bins)`` and log2 of the bin frequencies, within 60 Hz-16 kHz
     (where a tilt stays inside the +-18 dB clip)."""
