@@ -116,10 +116,10 @@ def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False) -
                     at = start + i * beat_s / 2
                     piano.notes.append(Note(voicing[i % 3], at, at + beat_s * 0.45, 65))
             if left_hand:  # the chord's root, sometimes in octaves
-                low = _line_pitch({roots[chord]}, 44, *LEFT_HAND, 12, extra)
-                piano.notes.append(Note(low, start, end, 72))
-                if low + 12 <= LEFT_HAND[1] and extra.random() < 0.5:
-                    piano.notes.append(Note(low + 12, start, end, 66))
+                root = _line_pitch({roots[chord]}, 44, *LEFT_HAND, 12, extra)
+                piano.notes.append(Note(root, start, end, 72))
+                if root + 12 <= LEFT_HAND[1] and extra.random() < 0.5:
+                    piano.notes.append(Note(root + 12, start, end, 66))
         parts.append(piano)
     if kind != "accompanied":
         for line in middle:

@@ -4,9 +4,10 @@ Waveform in, waveform stems out, with the STFT and ISTFT inside the network as r
 matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The
 net sees the log magnitudes of both channels of every frame, the window brought to one mean
 magnitude as in training (with ``stereo_cues``, also where each bin sits between the
-channels; with ``phase_cues``, also how alike the channels' phases are), mixes them through a stack of dilated depthwise-separable temporal convolutions
-and gives each stem its own head; a softmax across stems turns the head outputs into masks
-that sum to one, so the stems sum to the mix up to the ISTFT's rounding error.
+channels; with ``phase_cues``, also how alike the channels' phases are), mixes them
+through a stack of dilated depthwise-separable temporal convolutions and gives each stem
+its own head; a softmax across stems turns the head outputs into masks that sum to one, so
+the stems sum to the mix up to the ISTFT's rounding error.
 """
 
 from __future__ import annotations
@@ -155,9 +156,9 @@ class PhaseCues(nn.Module):
         ``(batch, hidden, frames)`` and per-stem logits ``(batch, stems, 2 * bins, frames)``."""
         cosine, centre = features.chunk(2, dim=1)
         encoded = self.encoder(self.norm(features))
-        per_channel = (torch.cat([cosine, cosine], dim=1).unsqueeze(1),
-                       torch.cat([centre, centre], dim=1).unsqueeze(1))
-        return encoded, self.cosine_scale * per_channel[0] + self.centre_scale * per_channel[1]
+        # the same per-bin value for both channels: (batch, 1, 2 * bins, frames)
+        cosine, centre = (torch.cat([f, f], dim=1).unsqueeze(1) for f in (cosine, centre))
+        return encoded, self.cosine_scale * cosine + self.centre_scale * centre
 
 
 class MaskNet(nn.Module):
