@@ -96,6 +96,16 @@ class LocalBranch(nn.Module):
         return self.out(h).view(batch, self.nb_stems, channels * bins, frames)
 
 
+def _zero_cue_layers(nb_bins: int, nb_stems: int, hidden: int) -> tuple[nn.BatchNorm1d, nn.Conv1d, nn.Parameter, nn.Parameter]:
+    """What a set of two per-bin cues needs, all starting at zero but the norm: a batch norm
+    of the two cues, their projection into the temporal net, and one per-stem logit weight
+    per cue, channel and bin."""
+    encoder = nn.Conv1d(2 * nb_bins, hidden, 1, bias=False)
+    nn.init.zeros_(encoder.weight)
+    return (nn.BatchNorm1d(2 * nb_bins), encoder, nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1)),
+            nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1)))
+
+
 class StereoCues(nn.Module):
     """Where each bin sits between the channels: ``tanh`` of the inter-channel level
     difference in nats, per bin and frame. Its sign says which channel is louder, its size how
@@ -106,11 +116,7 @@ class StereoCues(nn.Module):
 
     def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(2 * nb_bins)
-        self.encoder = nn.Conv1d(2 * nb_bins, hidden, 1, bias=False)
-        nn.init.zeros_(self.encoder.weight)
-        self.signed_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
-        self.size_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
+        self.norm, self.encoder, self.signed_scale, self.size_scale = _zero_cue_layers(nb_bins, nb_stems, hidden)
 
     def forward(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, 2 * bins, frames)`` log magnitudes (left bins, then right) -> the encoder's
@@ -145,11 +151,7 @@ class PhaseCues(nn.Module):
 
     def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(2 * nb_bins)
-        self.encoder = nn.Conv1d(2 * nb_bins, hidden, 1, bias=False)
-        nn.init.zeros_(self.encoder.weight)
-        self.cosine_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
-        self.centre_scale = nn.Parameter(torch.zeros(1, nb_stems, 2 * nb_bins, 1))
+        self.norm, self.encoder, self.cosine_scale, self.centre_scale = _zero_cue_layers(nb_bins, nb_stems, hidden)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``phase_features`` ``(batch, 2 * bins, frames)`` -> the encoder's extra input
