@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
                         tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s,
-                        kind=next((kind for kind in ("vary", "ensemble", "crossing") if getattr(args, kind)), "plain"))
+                        kind=next((kind for kind in SONG_KINDS if kind != "plain" and getattr(args, kind)), "plain"))
     log.info("done: %d songs rendered into %s", count, args.out)
 
 

@@ -163,21 +163,22 @@ def parameter_groups(model: Separator, lr_scales: Sequence[str]) -> list[dict]:
     parameters whose names start with PREFIX, at FACTOR times the learning rate; the first
     matching prefix wins) and one of the rest at the learning rate itself. Lets weights that
     start at zero (cues added with ``--init``) learn faster than the trained ones."""
-    scales = []
+    scales: list[tuple[str, float]] = []
     for item in lr_scales:
-        prefix, _, factor = item.partition("=")
+        prefix, _, text = item.partition("=")
         try:
-            scales.append((prefix, float(factor)))
+            factor = float(text)
         except ValueError:
             raise ValueError(f"--lr-scale must be PREFIX=FACTOR with a number FACTOR, got {item!r}") from None
-        if not prefix or scales[-1][1] < 0:
+        if not prefix or factor < 0:
             raise ValueError(f"--lr-scale must be PREFIX=FACTOR with a prefix and FACTOR >= 0, got {item!r}")
-    groups: list[dict] = [{"params": [], "lr_scale": factor, "prefix": prefix} for prefix, factor in scales]
-    rest: dict = {"params": [], "lr_scale": 1.0, "prefix": ""}
+        scales.append((prefix, factor))
+    groups = [{"params": [], "lr_scale": factor} for _, factor in scales]
+    rest: dict = {"params": [], "lr_scale": 1.0}
     for name, parameter in model.named_parameters():
-        group = next((g for g in groups if name.startswith(g["prefix"])), rest)
-        group["params"].append(parameter)
-    empty = [g["prefix"] for g in groups if not g["params"]]
+        index = next((i for i, (prefix, _) in enumerate(scales) if name.startswith(prefix)), None)
+        (rest if index is None else groups[index])["params"].append(parameter)
+    empty = [prefix for (prefix, _), group in zip(scales, groups) if not group["params"]]
     if empty:
         raise ValueError(f"--lr-scale prefixes {empty} match no parameter of the model")
     return [*groups, rest]
