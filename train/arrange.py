@@ -67,6 +67,8 @@ class Song:
     vowels: list[str]  # one vowel per vocal note, for the singer
     # a part-writing song (train.ensemble): its lead vocal always gets a choir layer, half the time dead centre
     ensemble: bool = False
+    # every stem rendered with one soundfont, as one ensemble recorded together (train.ensemble's blend)
+    one_soundfont: bool = False
 
     def stem_parts(self, stem: str) -> list[Part]:
         return [p for p in self.parts if p.stem == stem]

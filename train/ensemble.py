@@ -10,7 +10,11 @@ sound alike (the lead vocal and the inner choir voices) differ only by their pla
 chord and in the stereo field. With ``crossing``, the lines share registers more: the bass
 line climbs into the tenor register (a cello under a viola, as in a string quartet), the
 piano's left hand plays in the bass line's register, and some chamber songs get a piano (a
-piano trio or quartet). For training songs only, like ``vary_song``.
+piano trio or quartet). With ``blend``, the song sounds like one ensemble recorded
+together: every stem is rendered with one soundfont, and the inner choir voices sing with
+the lead's choir patch, so the lead is told from them only by its register, its place in
+the stereo field and its singer, not by a timbre of its own. For training songs only,
+like ``vary_song``.
 """
 
 from __future__ import annotations
@@ -45,12 +49,13 @@ def _line_pitch(pitch_classes: set[int], previous: int, low: int, high: int, lea
     return int(rng.choice(near)) if near else min(tones, key=lambda p: abs(p - previous))
 
 
-def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False) -> Song:
+def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False, blend: bool = False) -> Song:
     """A seeded part-writing song of about ``duration_s`` seconds (always whole bars); its
     ``ensemble`` flag tells the renderer to layer a choir patch on every lead vocal and to
     put half of them dead centre. ``crossing`` draws its extra choices from a second
     stream, so a crossing song keeps the kind, tempo and top line of the plain song of its
-    seed."""
+    seed; ``blend`` draws nothing, so a blend song is the song of its seed with one
+    soundfont and one choir patch."""
     rng = np.random.default_rng([seed, 2])
     extra = np.random.default_rng([seed, 3]) if crossing else None
     high_bass = extra is not None and extra.random() < 0.5
@@ -125,7 +130,10 @@ def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False) -
         for line in middle:
             sung = kind == "choir" and rng.random() < 0.8
             program = int(rng.choice(CHOIR_PROGRAMS if sung else LINE_PROGRAMS))
+            if blend and sung and lead_sings:
+                program = parts[0].program
             parts.append(Part("other", program, False, line, pan=int(rng.integers(16, 112)),
                               volume=int(rng.integers(80, 110))))
     parts.append(Part("bass", int(rng.choice(VARIED_BASS_PROGRAMS)), False, bass, pan=int(rng.integers(28, 100))))
-    return Song(seed=seed, tempo_bpm=tempo, duration_s=nb_bars * 4 * beat_s, parts=parts, vowels=vowels, ensemble=True)
+    return Song(seed=seed, tempo_bpm=tempo, duration_s=nb_bars * 4 * beat_s, parts=parts, vowels=vowels, ensemble=True,
+                one_soundfont=blend)

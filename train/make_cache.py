@@ -31,6 +31,7 @@ SONG_KINDS = {
     "vary": lambda seed, duration_s: vary_song(generate_song(seed, duration_s)),
     "ensemble": ensemble_song,
     "crossing": lambda seed, duration_s: ensemble_song(seed, duration_s, crossing=True),
+    "blend": lambda seed, duration_s: ensemble_song(seed, duration_s, crossing=True, blend=True),
 }
 
 
@@ -38,7 +39,7 @@ def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRA
                 duration_s: float = 12.0, kind: str = "plain") -> int:
     """Render every seed not cached yet as a song of ``kind`` (``SONG_KINDS``: the plain
     generator, its songs through ``vary_song``, or ``train.ensemble``'s part-writing songs,
-    plain or crossing); returns how many were rendered."""
+    plain, crossing or blend); returns how many were rendered."""
     if kind not in SONG_KINDS:
         raise ValueError(f"song kind must be one of {sorted(SONG_KINDS)}, got {kind!r}")
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +82,9 @@ def get_parser() -> argparse.ArgumentParser:
     kind.add_argument("--crossing", action="store_true",
                       help="render train.ensemble's crossing songs (a bass line in the tenor register, a piano "
                            "left hand in the bass register, pianos in chamber songs)")
+    kind.add_argument("--blend", action="store_true",
+                      help="render crossing songs as one ensemble: all stems with one soundfont, the inner choir "
+                           "voices with the lead's choir patch")
     return parser
 
 

@@ -105,15 +105,17 @@ def _reverb(stereo: np.ndarray, sample_rate_hz: int, rng: np.random.Generator) -
 
 
 def render_song(song: Song, renderers: list[StemRenderer], sample_rate_hz: int = 44100) -> np.ndarray:
-    """All stems of a song as ``(stems, channels, samples)`` float32, stem order STEMS."""
+    """All stems of a song as ``(stems, channels, samples)`` float32, stem order STEMS; each
+    stem with a soundfont drawn from ``renderers``, or all with one if ``song.one_soundfont``."""
     rng = np.random.default_rng(song.seed + 7919)
     nb_samples = round(song.duration_s * sample_rate_hz)
     stems = np.zeros((len(STEMS), 2, nb_samples), dtype=np.float32)
+    song_renderer = renderers[int(rng.integers(len(renderers)))] if song.one_soundfont else None
     for index, stem in enumerate(STEMS):
         parts = song.stem_parts(stem)
         if not parts:
             continue
-        renderer = renderers[int(rng.integers(len(renderers)))]
+        renderer = song_renderer or renderers[int(rng.integers(len(renderers)))]
         if stem == "vocals":
             part = parts[0]
             notes = [(n.pitch, n.start_s, n.end_s, n.velocity) for n in part.notes]

@@ -295,6 +295,36 @@ def test_every_ensemble_lead_vocal_gets_a_choir_layer_and_band_songs_only_some()
     assert 0 < sum(layered(song) for song in band) < len(band)
 
 
+def test_blend_songs_render_every_stem_with_one_soundfont_and_sing_inner_voices_with_the_leads_patch() -> None:
+    from train.render import render_song
+
+    seeds = range(4000, 4030)
+    blend = [ensemble_song(seed, 2.0, crossing=True, blend=True) for seed in seeds]
+    crossing = [ensemble_song(seed, 2.0, crossing=True) for seed in seeds]
+    assert blend[0] == ensemble_song(4000, 2.0, crossing=True, blend=True)
+    shared_patch = several_soundfonts = 0
+    for song, same_seed in zip(blend, crossing):
+        assert song.one_soundfont and not same_seed.one_soundfont
+        # the same song as the crossing song of its seed but for the inner choir voices' patch
+        assert [(p.stem, p.notes, p.pan, p.volume) for p in song.parts] == \
+            [(p.stem, p.notes, p.pan, p.volume) for p in same_seed.parts]
+        (lead,) = song.stem_parts("vocals") or (None,)
+        for part, plain_part in zip(song.parts, same_seed.parts):
+            if lead is not None and part.stem == "other" and plain_part.program in CHOIR_PROGRAMS:
+                assert part.program == lead.program
+                shared_patch += plain_part.program != lead.program
+            else:
+                assert part.program == plain_part.program
+        used = {}
+        for which, one in ((song, True), (same_seed, False)):
+            renderers = [_RecordingRenderer() for _ in range(3)]
+            render_song(which, renderers)
+            used[one] = [renderer for renderer in renderers if renderer.stems]
+        assert len(used[True]) == 1 and len(used[True][0].stems) == len(song.parts) - len(song.stem_parts("drums"))
+        several_soundfonts += len(used[False]) > 1
+    assert shared_patch >= 3 and several_soundfonts >= 10, (shared_patch, several_soundfonts)
+
+
 def test_song_cache_reads_several_folders_in_order(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
@@ -327,5 +357,9 @@ def test_cache_renders_ensemble_songs_and_refuses_two_kinds_or_an_unknown_one(tm
     expected = render_song(ensemble_song(3000, 3.0, crossing=True), open_renderers((SOUNDFONT.name,)))
     np.testing.assert_allclose(np.load(song_path(tmp_path / "crossing", 3000)).astype(np.float32), expected,
                                atol=2e-3)
+    main(["--out", str(tmp_path / "blend"), "--first-seed", "4000", "--count", "1", "--duration-s", "3",
+          "--soundfont", SOUNDFONT.name, "--blend"])
+    expected = render_song(ensemble_song(4000, 3.0, crossing=True, blend=True), open_renderers((SOUNDFONT.name,)))
+    np.testing.assert_allclose(np.load(song_path(tmp_path / "blend", 4000)).astype(np.float32), expected, atol=2e-3)
     with pytest.raises(ValueError, match="song kind must be one of .*got 'chorale'"):
         build_cache(tmp_path, range(1), kind="chorale")
