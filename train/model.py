@@ -274,3 +274,34 @@ class Separator(nn.Module):
         masked = masked.reshape(batch * cfg.nb_stems * channels, 2 * cfg.nb_bins, frames)
         stems = self.stft.inverse(masked, samples)  # (batch * stems * channels, samples)
         return stems.view(batch, cfg.nb_stems, channels, samples)
+
+
+@torch.no_grad()
+def widen(model: Separator, hidden: int, head_rank: int, seed: int = 0) -> Separator:
+    """``model`` with a wider temporal net (``hidden`` channels) and wider stem heads
+    (``head_rank`` per stem) that computes the same masks: the trained weights fill the
+    leading slices, the new channels start as a fresh model's (``seed``), and every weight
+    that reads a new channel into a trained one starts at zero, so the new capacity learns
+    from the first step on without changing the output before it does."""
+    old = model.config
+    if hidden < old.hidden or head_rank < old.head_rank:
+        raise ValueError(f"widening needs hidden >= {old.hidden} and head_rank >= {old.head_rank}, "
+                         f"got hidden {hidden} and head_rank {head_rank}")
+    torch.manual_seed(seed)
+    wide = Separator(ModelConfig(**{**old.to_dict(), "hidden": hidden, "head_rank": head_rank}))
+    stems, trained = old.nb_stems, model.state_dict()
+    for name, target in wide.state_dict().items():
+        source = trained[name]
+        if name.startswith(("masknet.head_in.", "masknet.head_norm.")) and source.dim():
+            # rows are (stem, rank) pairs: each stem's trained rows lead its slice
+            target = target.view(stems, head_rank, *target.shape[1:])
+            source = source.view(stems, old.head_rank, *source.shape[1:])
+        target[tuple(slice(0, n) for n in source.shape)] = source
+    masknet = wide.masknet
+    for block in masknet.blocks:  # the trained channels of the residual stream read no new channel
+        block.pointwise1.weight[: old.hidden, old.hidden:] = 0
+        block.pointwise2.weight[: old.hidden, old.hidden:] = 0
+    head_in = masknet.head_in.weight.view(stems, head_rank, hidden, 1)
+    head_in[:, : old.head_rank, old.hidden:] = 0
+    masknet.head_out[:, :, old.head_rank:] = 0
+    return wide.eval()

@@ -25,7 +25,7 @@ import torch
 
 from train.dataset import RemixSampler, SongCache
 from train.metrics import sdr_db, stem_is_active
-from train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head, phase_features
+from train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head, phase_features, widen
 from train.stft import sqrt_hann
 
 log = logging.getLogger("train")
@@ -207,8 +207,12 @@ def get_parser() -> argparse.ArgumentParser:
                         help="start a new run from this checkpoint's weights (fine-tuning)")
     parser.add_argument("--copy-head", action="append", default=[], metavar="SOURCE:TARGET",
                         help="with --init: restart stem TARGET's head from stem SOURCE's (e.g. other:piano)")
-    parser.add_argument("--hidden", type=int, default=ModelConfig.hidden)
-    parser.add_argument("--head-rank", type=int, default=ModelConfig.head_rank)
+    parser.add_argument("--hidden", type=int, default=None,
+                        help=f"temporal net channels (default {ModelConfig.hidden}); with --init, a larger "
+                             "value widens the checkpoint's net (train.model.widen)")
+    parser.add_argument("--head-rank", type=int, default=None,
+                        help=f"rank of each stem's head (default {ModelConfig.head_rank}); with --init, a "
+                             "larger value widens the checkpoint's heads")
     parser.add_argument("--balance-stems", action="store_true",
                         help="bring every stem crop to the same RMS before its random gain")
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1",
@@ -267,14 +271,20 @@ def train(args: argparse.Namespace) -> None:
             extend = {name: value for name, value in (("local_width", args.local_width),
                                                       ("stereo_cues", args.stereo_cues),
                                                       ("phase_cues", args.phase_cues)) if value}
-            model = load_separator(args.init, **extend)[0].train()
+            model = load_separator(args.init, **extend)[0]
             log.info("weights initialized from %s", args.init)
+            hidden, head_rank = args.hidden or model.config.hidden, args.head_rank or model.config.head_rank
+            if (hidden, head_rank) != (model.config.hidden, model.config.head_rank):
+                model = widen(model, hidden, head_rank, seed=args.seed)
+                log.info("widened to hidden %d, head rank %d", hidden, head_rank)
+            model.train()
             for pair in args.copy_head:
                 source, target = (STEMS.index(name) for name in pair.split(":"))
                 copy_stem_head(model.masknet, source, target)
                 log.info("stem head %s copied to %s", *pair.split(":"))
         else:
-            model = Separator(ModelConfig(hidden=args.hidden, head_rank=args.head_rank,
+            model = Separator(ModelConfig(hidden=args.hidden or ModelConfig.hidden,
+                                          head_rank=args.head_rank or ModelConfig.head_rank,
                                           local_width=args.local_width, stereo_cues=args.stereo_cues,
                                           phase_cues=args.phase_cues)).train()
         step, best, state = 0, -math.inf, {}

@@ -212,3 +212,16 @@ def test_score_ranks_checkpoints_by_the_mean_of_the_sets(tmp_path: Path, capsys)
     assert three["ensemble"]["mean"] == pytest.approx(mixed["first"]["mean"])
     assert three["selection"]["mean"] == pytest.approx(
         (three["valid"]["mean"] + three["unseen"]["mean"] + three["ensemble"]["mean"]) / 3)
+
+
+def test_fine_tuning_with_a_larger_hidden_or_head_rank_widens_the_checkpoint(tmp_path: Path) -> None:
+    cache = _cache(tmp_path / "cache")
+    main(_args(tmp_path / "plain", cache, 1))
+    main([*_args(tmp_path / "wide", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt"),
+          "--hidden", "12", "--head-rank", "6"])
+    wide, state = load_separator(tmp_path / "wide" / "latest.pt")
+    assert (wide.config.hidden, wide.config.head_rank, state["step"]) == (12, 6, 1)
+    assert "widened to hidden 12, head rank 6" in (tmp_path / "wide" / "train.log").read_text()
+    with pytest.raises(ValueError, match="widening needs hidden >= 8"):
+        main([*_args(tmp_path / "narrow", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt"),
+              "--hidden", "6"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from train.export_onnx import export_onnx, max_parity_error
-from train.model import STEMS, ModelConfig, Separator, phase_features
+from train.model import STEMS, ModelConfig, Separator, phase_features, widen
 
 TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
 TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=3)
@@ -201,3 +201,22 @@ def test_config_rejects_bad_hop_and_stem_count() -> None:
         ModelConfig(n_fft=1024, hop=256)
     with pytest.raises(ValueError, match="nb_stems"):
         ModelConfig(nb_stems=4)
+
+
+def test_a_widened_model_separates_exactly_as_before_and_its_new_channels_can_learn() -> None:
+    config = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=2,
+                         stereo_cues=True, phase_cues=True)
+    narrow = _trained_looking(Separator(config))
+    wide = widen(narrow, 24, 6)
+    assert (wide.config.hidden, wide.config.head_rank) == (24, 6)
+    mix = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 2, 3000)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(wide(mix), narrow(mix), atol=1e-6)
+    # the weights that read the new channels into the trained ones start at zero but get gradients
+    wide.train()
+    wide(mix).square().mean().backward()
+    masknet = wide.masknet
+    assert masknet.head_out.grad[:, :, 4:].abs().max() > 0
+    assert masknet.blocks[0].pointwise1.weight.grad[:16, 16:].abs().max() > 0
+    with pytest.raises(ValueError, match="hidden >= 16 and head_rank >= 4, got hidden 12 and head_rank 6"):
+        widen(narrow, 12, 6)
