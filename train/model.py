@@ -13,7 +13,7 @@ the stems sum to the mix up to the ISTFT's rounding error.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -287,8 +287,9 @@ def widen(model: Separator, hidden: int, head_rank: int, seed: int = 0) -> Separ
     if hidden < old.hidden or head_rank < old.head_rank:
         raise ValueError(f"widening needs hidden >= {old.hidden} and head_rank >= {old.head_rank}, "
                          f"got hidden {hidden} and head_rank {head_rank}")
-    torch.manual_seed(seed)
-    wide = Separator(ModelConfig(**{**old.to_dict(), "hidden": hidden, "head_rank": head_rank}))
+    with torch.random.fork_rng():  # the caller's random stream is left as it was
+        torch.manual_seed(seed)
+        wide = Separator(replace(old, hidden=hidden, head_rank=head_rank))
     stems, trained = old.nb_stems, model.state_dict()
     for name, target in wide.state_dict().items():
         source = trained[name]
