@@ -275,7 +275,7 @@ def train(args: argparse.Namespace) -> None:
             log.info("weights initialized from %s", args.init)
             hidden, head_rank = args.hidden or model.config.hidden, args.head_rank or model.config.head_rank
             if (hidden, head_rank) != (model.config.hidden, model.config.head_rank):
-                model = widen(model, hidden, head_rank, seed=args.seed)
+                model = widen(model, hidden, head_rank)  # not --seed: runs widening one checkpoint can be averaged
                 log.info("widened to hidden %d, head rank %d", hidden, head_rank)
             model.train()
             for pair in args.copy_head:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from train.arrange import STEMS
-from train.model import ModelConfig
+from train.model import ModelConfig, widen
 from train.train import learning_rate, load_separator, main, random_eq
 
 
@@ -225,3 +225,19 @@ def test_fine_tuning_with_a_larger_hidden_or_head_rank_widens_the_checkpoint(tmp
     with pytest.raises(ValueError, match="widening needs hidden >= 8"):
         main([*_args(tmp_path / "narrow", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt"),
               "--hidden", "6"])
+
+
+def test_runs_widening_one_checkpoint_start_from_the_same_wide_net_whatever_their_seed(tmp_path: Path) -> None:
+    # so that their snapshots, and the widened start itself, can be averaged
+    cache = _cache(tmp_path / "cache")
+    main(_args(tmp_path / "plain", cache, 1))
+    plain = tmp_path / "plain" / "latest.pt"
+    for seed in ("1", "2"):
+        main([*_args(tmp_path / f"wide{seed}", cache, 1), "--init", str(plain), "--hidden", "12",
+              "--head-rank", "6", "--seed", seed, "--lr", "0"])
+    start = dict(widen(load_separator(plain)[0], 12, 6).named_parameters())
+    for seed in ("1", "2"):
+        run = dict(load_separator(tmp_path / f"wide{seed}" / "latest.pt")[0].named_parameters())
+        assert start.keys() == run.keys()
+        for name, value in start.items():
+            torch.testing.assert_close(run[name], value, rtol=0, atol=0, msg=name)
