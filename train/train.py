@@ -141,7 +141,8 @@ _ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "
 def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     """The checkpoint's model; ``changes`` (e.g. ``local_width=8``, ``stereo_cues=True``,
     ``phase_cues=True``) may only add the local branch or the stereo or phase cues, which
-    then start at zero, so the model's output is unchanged."""
+    then start at zero, so the model's output is unchanged. The added parts start alike
+    whatever the caller's random stream, so runs extending one checkpoint can be averaged."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
@@ -150,7 +151,9 @@ def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     if set(changes) - set(_ADDABLE) or any(current[name] for name in added):
         raise ValueError(f"a checkpoint can only gain a local branch or stereo or phase cues it lacks, got changes "
                          f"{changes} for {current}")
-    model = Separator(ModelConfig(**{**config, **changes}))
+    with torch.random.fork_rng():  # the caller's random stream is left as it was
+        torch.manual_seed(0)
+        model = Separator(ModelConfig(**{**config, **changes}))
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
     prefixes = tuple(_ADDABLE[name] for name in added)
     if unexpected or any(not key.startswith(prefixes) for key in missing):

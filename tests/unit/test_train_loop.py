@@ -95,6 +95,20 @@ def test_fine_tuning_with_a_local_branch_trains_it(tmp_path: Path) -> None:
         load_separator(tmp_path / "tuned" / "latest.pt", local_width=5)
 
 
+def test_runs_adding_a_local_branch_to_one_checkpoint_start_alike_whatever_their_seed(tmp_path: Path) -> None:
+    # the branch's inner convolutions start random: equal starts let the runs be averaged
+    cache = _cache(tmp_path / "cache")
+    main(_args(tmp_path / "plain", cache, 1))
+    for seed in ("1", "2"):
+        main([*_args(tmp_path / f"local{seed}", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt"),
+              "--local-width", "3", "--seed", seed, "--lr", "0"])
+    first, second = (dict(load_separator(tmp_path / f"local{seed}" / "latest.pt")[0].named_parameters())
+                     for seed in ("1", "2"))
+    assert first["masknet.local.conv1.weight"].abs().max() > 0
+    for name, value in first.items():
+        torch.testing.assert_close(second[name], value, rtol=0, atol=0, msg=name)
+
+
 @pytest.mark.parametrize(("field", "flag", "weights"), [
     ("stereo_cues", "--stereo-cues", ("stereo.encoder.weight", "stereo.size_scale")),
     ("phase_cues", "--phase-cues", ("phase.encoder.weight", "phase.centre_scale", "phase.cosine_scale")),
