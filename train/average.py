@@ -4,23 +4,29 @@ Two fine-tunes of one checkpoint (other seeds, other data) end near each other i
 space, and the mean of their weights often separates better than either ("model soup").
 Every floating-point tensor is averaged, batch-norm running statistics included; counters
 (``num_batches_tracked``) come from the first checkpoint. The checkpoints must share one
-architecture (the same config). The average is a checkpoint like any other: score it with
+architecture, except that a checkpoint lacking the local branch or cues another one has is
+averaged as a fine-tune extending it started: with those parts added, which leaves its output
+unchanged (``train.train.load_separator``). So the checkpoint a run started from and the run's
+snapshot can be mixed, ``--weights 0.5 0.5`` or any other share: a fine-tune moved part of the
+way ("weight-space ensembling"). The average is a checkpoint like any other: score it with
 ``train.score``, calibrate it with ``train.calibrate``.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from train.model import Separator
-from train.train import load_separator, save
+from train.train import ADDABLE, load_separator, save
 
 
-def average_models(models: list[Separator]) -> Separator:
-    """A new model whose floating-point weights and buffers are the mean of ``models``'."""
+def average_models(models: list[Separator], weights: Sequence[float] | None = None) -> Separator:
+    """A new model whose floating-point weights and buffers are the mean of ``models``', or
+    their mean weighted by ``weights`` (non-negative, normalized to sum to 1)."""
     if len(models) < 2:
         raise ValueError(f"averaging needs at least 2 checkpoints, got {len(models)}")
     first = models[0]
@@ -28,24 +34,59 @@ def average_models(models: list[Separator]) -> Separator:
         if model.config != first.config:
             raise ValueError(f"checkpoint {index} has config {model.config}, checkpoint 0 has {first.config}; "
                              "only checkpoints of one architecture can be averaged")
+    shares = torch.tensor(_shares(weights, len(models)), dtype=torch.float64)
     states = [model.state_dict() for model in models]
-    averaged = {name: torch.stack([state[name] for state in states]).mean(dim=0) if value.is_floating_point()
-                else value for name, value in states[0].items()}
+    averaged = {}
+    for name, value in states[0].items():
+        if value.is_floating_point():
+            stacked = torch.stack([state[name].double() for state in states])
+            value = torch.tensordot(shares, stacked, dims=1).to(value.dtype)
+        averaged[name] = value
     out = Separator(first.config)
     out.load_state_dict(averaged)
     return out.eval()
+
+
+def _shares(weights: Sequence[float] | None, count: int) -> list[float]:
+    if weights is None:
+        return [1.0 / count] * count
+    if len(weights) != count or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"--weights needs {count} non-negative numbers, one per checkpoint, not all zero; "
+                         f"got {list(weights)}")
+    return [w / sum(weights) for w in weights]
+
+
+def load_alike(paths: Sequence[Path]) -> list[tuple[Separator, dict]]:
+    """The checkpoints' models, each with every addable part (local branch, cues) that any of
+    them has, so that a checkpoint and a fine-tune extending it share one architecture."""
+    configs = [torch.load(path, map_location="cpu", weights_only=False)["config"] for path in paths]
+    union: dict[str, int | bool] = {}
+    for name in ADDABLE:
+        values = [config.get(name) for config in configs if config.get(name)]
+        if len(set(values)) > 1:
+            raise ValueError(f"the checkpoints have different {name}: {values}; only checkpoints of one "
+                             "architecture can be averaged")
+        if values:
+            union[name] = values[0]
+    return [load_separator(path, **{k: v for k, v in union.items() if config.get(k) != v})
+            for path, config in zip(paths, configs)]
 
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--weights", type=float, nargs="+", default=None, metavar="W",
+                        help="one share per checkpoint (normalized to sum to 1; default: equal shares)")
     args = parser.parse_args(argv)
-    loaded = [load_separator(path) for path in args.checkpoints]
-    model = average_models([model for model, _ in loaded])
+    loaded = load_alike(args.checkpoints)
+    model = average_models([model for model, _ in loaded], args.weights)
     step = max(int(state["step"]) for _, state in loaded)
-    save(args.out, model, None, step, {"averaged": [path.name for path in args.checkpoints]})
-    print(f"{args.out}: the mean of {len(args.checkpoints)} checkpoints")
+    extra: dict = {"averaged": [path.name for path in args.checkpoints]}
+    if args.weights is not None:
+        extra["weights"] = _shares(args.weights, len(args.checkpoints))
+    save(args.out, model, None, step, extra)
+    print(f"{args.out}: the {'weighted ' if args.weights else ''}mean of {len(args.checkpoints)} checkpoints")
     return args.out
 
 

@@ -135,7 +135,7 @@ def save(path: Path, model: Separator, optimizer: torch.optim.Optimizer | None, 
 
 # what a checkpoint may gain when fine-tuned: config field -> prefix of the new weights, all
 # of which start at zero so the model's output is unchanged
-_ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "phase_cues": "masknet.phase."}
+ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "phase_cues": "masknet.phase."}
 
 
 def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
@@ -146,16 +146,16 @@ def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
-    current = {name: config.get(name, getattr(ModelConfig, name)) for name in _ADDABLE}
+    current = {name: config.get(name, getattr(ModelConfig, name)) for name in ADDABLE}
     added = [name for name, value in changes.items() if name in current and value != current[name]]
-    if set(changes) - set(_ADDABLE) or any(current[name] for name in added):
+    if set(changes) - set(ADDABLE) or any(current[name] for name in added):
         raise ValueError(f"a checkpoint can only gain a local branch or stereo or phase cues it lacks, got changes "
                          f"{changes} for {current}")
     with torch.random.fork_rng():  # the caller's random stream is left as it was
         torch.manual_seed(0)
         model = Separator(ModelConfig(**{**config, **changes}))
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    prefixes = tuple(_ADDABLE[name] for name in added)
+    prefixes = tuple(ADDABLE[name] for name in added)
     if unexpected or any(not key.startswith(prefixes) for key in missing):
         raise ValueError(f"checkpoint {path} does not fit its config: missing {missing}, unexpected {unexpected}")
     return model.eval(), state

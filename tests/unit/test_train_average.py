@@ -58,3 +58,51 @@ def test_the_command_writes_a_loadable_checkpoint_of_the_mean(tmp_path: Path) ->
     expected = (_model(4).state_dict()["masknet.encoder.weight"] + _model(5).state_dict()["masknet.encoder.weight"]) / 2
     assert torch.allclose(model.state_dict()["masknet.encoder.weight"], expected)
     assert state["step"] == 300 and state["averaged"] == ["step_100.pt", "step_300.pt"]
+
+
+def test_weights_give_each_checkpoint_its_share_normalized_to_one() -> None:
+    a, b = _model(6), _model(7)
+    out = average_models([a, b], [3.0, 1.0]).state_dict()
+    name = "masknet.encoder.weight"
+    expected = 0.75 * a.state_dict()[name] + 0.25 * b.state_dict()[name]
+    assert torch.allclose(out[name], expected, atol=1e-7)
+    assert torch.allclose(average_models([a, b], [0.0, 2.0]).state_dict()[name], b.state_dict()[name])
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -0.5], [0.0, 0.0], [1.0, 1.0, 1.0]])
+def test_weights_that_are_not_one_non_negative_share_per_checkpoint_are_refused(weights: list[float]) -> None:
+    with pytest.raises(ValueError, match=r"--weights needs 2 non-negative numbers, one per checkpoint.*got"):
+        average_models([_model(0), _model(1)], weights)
+
+
+def test_a_checkpoint_lacking_the_local_branch_is_mixed_as_the_fine_tune_extending_it_started(tmp_path: Path) -> None:
+    base = tmp_path / "base.pt"
+    save(base, _model(8), None, 100)
+    started, _ = load_separator(base, local_width=4)  # a run adding the branch starts from this
+    torch.manual_seed(9)
+    tuned = Separator(started.config).eval()  # stands in for that run's snapshot
+    tuned_path = tmp_path / "tuned.pt"
+    save(tuned_path, tuned, None, 500)
+    out = average_main([str(tmp_path / "mix.pt"), str(base), str(tuned_path), "--weights", "1", "3"])
+    model, state = load_separator(out)
+    assert model.config.local_width == 4 and state["weights"] == [0.25, 0.75] and state["step"] == 500
+    for name, value in model.state_dict().items():
+        if value.is_floating_point():
+            expected = 0.25 * started.state_dict()[name] + 0.75 * tuned.state_dict()[name]
+            assert torch.allclose(value, expected, atol=1e-6), name
+    with torch.no_grad():  # with no share for the fine-tune, the mix separates exactly as the base did
+        mix = torch.randn(1, 2, 4096) * 0.1
+        only_base = load_separator(average_main([str(tmp_path / "b.pt"), str(base), str(tuned_path),
+                                                 "--weights", "1", "0"]))[0]
+        assert torch.allclose(only_base(mix), load_separator(base)[0](mix), atol=1e-5)
+
+
+def test_checkpoints_with_different_local_branches_are_refused(tmp_path: Path) -> None:
+    paths = []
+    for width in (4, 8):
+        torch.manual_seed(width)
+        path = tmp_path / f"w{width}.pt"
+        save(path, Separator(ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=width)), None, 1)
+        paths.append(path)
+    with pytest.raises(ValueError, match=r"different local_width: \[4, 8\]"):
+        average_main([str(tmp_path / "mix.pt"), *map(str, paths)])
