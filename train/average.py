@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from train.model import Separator
-from train.train import ADDABLE, load_separator, save
+from train.train import ADDABLE, save, separator_from_state
 
 
 def average_models(models: list[Separator], weights: Sequence[float] | None = None) -> Separator:
@@ -59,17 +59,16 @@ def _shares(weights: Sequence[float] | None, count: int) -> list[float]:
 def load_alike(paths: Sequence[Path]) -> list[tuple[Separator, dict]]:
     """The checkpoints' models, each with every addable part (local branch, cues) that any of
     them has, so that a checkpoint and a fine-tune extending it share one architecture."""
-    configs = [torch.load(path, map_location="cpu", weights_only=False)["config"] for path in paths]
+    states = [torch.load(path, map_location="cpu", weights_only=False) for path in paths]
     union: dict[str, int | bool] = {}
     for name in ADDABLE:
-        values = [config.get(name) for config in configs if config.get(name)]
+        values = [state["config"][name] for state in states if state["config"].get(name)]
         if len(set(values)) > 1:
             raise ValueError(f"the checkpoints have different {name}: {values}; only checkpoints of one "
                              "architecture can be averaged")
         if values:
             union[name] = values[0]
-    return [load_separator(path, **{k: v for k, v in union.items() if config.get(k) != v})
-            for path, config in zip(paths, configs)]
+    return [(separator_from_state(state, path, **union), state) for path, state in zip(paths, states)]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -80,11 +79,12 @@ def main(argv: list[str] | None = None) -> Path:
                         help="one share per checkpoint (normalized to sum to 1; default: equal shares)")
     args = parser.parse_args(argv)
     loaded = load_alike(args.checkpoints)
-    model = average_models([model for model, _ in loaded], args.weights)
+    shares = _shares(args.weights, len(loaded))
+    model = average_models([model for model, _ in loaded], shares)
     step = max(int(state["step"]) for _, state in loaded)
     extra: dict = {"averaged": [path.name for path in args.checkpoints]}
     if args.weights is not None:
-        extra["weights"] = _shares(args.weights, len(args.checkpoints))
+        extra["weights"] = shares
     save(args.out, model, None, step, extra)
     print(f"{args.out}: the {'weighted ' if args.weights else ''}mean of {len(args.checkpoints)} checkpoints")
     return args.out

@@ -144,6 +144,11 @@ def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     then start at zero, so the model's output is unchanged. The added parts start alike
     whatever the caller's random stream, so runs extending one checkpoint can be averaged."""
     state = torch.load(path, map_location="cpu", weights_only=False)
+    return separator_from_state(state, path, **changes), state
+
+
+def separator_from_state(state: dict, source: Path, **changes: int | bool) -> Separator:
+    """``load_separator`` for a checkpoint already read from ``source``."""
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
     current = {name: config.get(name, getattr(ModelConfig, name)) for name in ADDABLE}
@@ -157,8 +162,8 @@ def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
     prefixes = tuple(ADDABLE[name] for name in added)
     if unexpected or any(not key.startswith(prefixes) for key in missing):
-        raise ValueError(f"checkpoint {path} does not fit its config: missing {missing}, unexpected {unexpected}")
-    return model.eval(), state
+        raise ValueError(f"checkpoint {source} does not fit its config: missing {missing}, unexpected {unexpected}")
+    return model.eval()
 
 
 def parameter_groups(model: Separator, lr_scales: Sequence[str]) -> list[dict]:
