@@ -13,8 +13,11 @@ piano's left hand plays in the bass line's register, and some chamber songs get 
 piano trio or quartet). With ``blend``, the song sounds like one ensemble recorded
 together: every stem is rendered with one soundfont, and the inner choir voices sing with
 the lead's choir patch, so the lead is told from them only by its register, its place in
-the stereo field and its singer, not by a timbre of its own. For training songs only,
-like ``vary_song``.
+the stereo field and its singer, not by a timbre of its own. With ``unison``, some bars
+are a unison passage: the bass plays a quick stepwise figure and the lines above double
+it one or two octaves up (the opening of many a string quartet), so the bass stem is told
+from its doublings only by its octave and timbre. For training songs only, like
+``vary_song``.
 """
 
 from __future__ import annotations
@@ -49,13 +52,50 @@ def _line_pitch(pitch_classes: set[int], previous: int, low: int, high: int, lea
     return int(rng.choice(near)) if near else min(tones, key=lambda p: abs(p - previous))
 
 
-def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False, blend: bool = False) -> Song:
+def _unison_passages(lines: list[list[Note]], ranges: list[tuple[int, int]], nb_bars: int, beat_s: float,
+                     scale_pitch_classes: set[int], rng: np.random.Generator) -> None:
+    """Rewrite one- or two-bar passages of ``lines`` (the bass line last) in place: the bass
+    plays a stepwise figure in eighths and sixteenths, and each line above doubles it, when
+    it fits the line's range one or two octaves up, else keeps silent there."""
+    bar = 0
+    passages = []
+    while bar < nb_bars:
+        length = int(rng.integers(1, 3))
+        if rng.random() < 0.5 or (not passages and bar + length >= nb_bars):
+            passages.append((bar * 4 * beat_s, min(bar + length, nb_bars) * 4 * beat_s))
+        bar += length
+    low, high = ranges[-1]
+    for start_s, end_s in passages:
+        centre = int(rng.integers(low + 5, high - 6))
+        tones = [p for p in range(centre - 5, centre + 7) if p % 12 in scale_pitch_classes]
+        figure: list[Note] = []
+        index, at = int(rng.integers(len(tones))), start_s
+        while at < end_s - 1e-6:
+            length = min(float(rng.choice([0.25, 0.5, 0.5, 1.0])) * beat_s, end_s - at)
+            figure.append(Note(tones[index], at, at + length - 0.02, int(rng.integers(80, 110))))
+            step = int(rng.choice([-2, -1, -1, 1, 1, 2]))
+            index += step if 0 <= index + step < len(tones) else -step  # turn back at the window's edge
+            at += length
+        for line, (line_low, line_high) in zip(lines, ranges):
+            kept = [n if n.end_s <= start_s else Note(n.pitch, n.start_s, start_s - 0.02, n.velocity)
+                    for n in line if n.start_s < start_s - 0.05 or n.start_s >= end_s - 1e-6]
+            if line is lines[-1]:
+                octaves = 0
+            else:
+                fitting = [k for k in (1, 2) if min(tones) + 12 * k >= line_low and max(tones) + 12 * k <= line_high]
+                octaves = int(rng.choice(fitting)) if fitting and rng.random() < 0.85 else -1
+            doubled = [Note(n.pitch + 12 * octaves, n.start_s, n.end_s, n.velocity) for n in figure] if octaves >= 0 else []
+            line[:] = sorted(kept + doubled, key=lambda n: n.start_s)
+
+
+def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False, blend: bool = False,
+                  unison: bool = False) -> Song:
     """A seeded part-writing song of about ``duration_s`` seconds (always whole bars); its
     ``ensemble`` flag tells the renderer to layer a choir patch on every lead vocal and to
     put half of them dead centre. ``crossing`` draws its extra choices from a second
     stream, so a crossing song keeps the kind, tempo and top line of the plain song of its
     seed; ``blend`` draws nothing, so a blend song is the song of its seed with one
-    soundfont and one choir patch."""
+    soundfont and one choir patch; ``unison`` draws from a third stream too."""
     rng = np.random.default_rng([seed, 2])
     extra = np.random.default_rng([seed, 3]) if crossing else None
     high_bass = extra is not None and extra.random() < 0.5
@@ -99,6 +139,10 @@ def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False, b
             previous = pitch
             beat += length
         lines.append(notes)
+    if unison:
+        ranges = [RANGES["high bass" if name == "bass" and high_bass else name] for name in names]
+        _unison_passages(lines, ranges, nb_bars, beat_s, {(key + step) % 12 for step in scale},
+                         np.random.default_rng([seed, 4]))
 
     parts: list[Part] = []
     vowels: list[str] = []

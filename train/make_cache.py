@@ -32,6 +32,7 @@ SONG_KINDS = {
     "ensemble": ensemble_song,
     "crossing": lambda seed, duration_s: ensemble_song(seed, duration_s, crossing=True),
     "blend": lambda seed, duration_s: ensemble_song(seed, duration_s, crossing=True, blend=True),
+    "unison": lambda seed, duration_s: ensemble_song(seed, duration_s, crossing=True, unison=True),
 }
 
 
@@ -39,7 +40,7 @@ def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRA
                 duration_s: float = 12.0, kind: str = "plain") -> int:
     """Render every seed not cached yet as a song of ``kind`` (``SONG_KINDS``: the plain
     generator, its songs through ``vary_song``, or ``train.ensemble``'s part-writing songs,
-    plain, crossing or blend); returns how many were rendered."""
+    plain, crossing, blend or unison); returns how many were rendered."""
     if kind not in SONG_KINDS:
         raise ValueError(f"song kind must be one of {sorted(SONG_KINDS)}, got {kind!r}")
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +86,9 @@ def get_parser() -> argparse.ArgumentParser:
     kind.add_argument("--blend", action="store_true",
                       help="render crossing songs as one ensemble: all stems with one soundfont, the inner choir "
                            "voices with the lead's choir patch")
+    kind.add_argument("--unison", action="store_true",
+                      help="render crossing songs with unison passages: a quick bass figure doubled one or two "
+                           "octaves up by the lines above")
     return parser
 
 

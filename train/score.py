@@ -4,9 +4,11 @@ Whole-song SDR per stem (``train.train.validate``: median over the songs that ha
 on two validation sets that the training log never scores: validation songs 12-23 (the
 training soundfonts; the log scores songs 0-11) and the songs rendered with a soundfont no
 training song uses (``make_cache --soundfont``), and with ``--ensemble-cache`` a third set,
-part-writing songs (``make_cache --ensemble``) rendered with that soundfont. A checkpoint's
-selection figure is the mean of the sets' means; the committed checkpoints were chosen among
-a run's snapshots by it (stages 1-5 on the first two sets, stage 6 on all three).
+part-writing songs (``make_cache --ensemble``) rendered with that soundfont, and with
+``--unison-cache`` a fourth, unison songs (``make_cache --unison``) rendered with it. A
+checkpoint's selection figure is the mean of the sets' means; the committed checkpoints were
+chosen among a run's snapshots by it (stages 1-5 on the first two sets, stages 6-11 on the
+first three).
 """
 
 from __future__ import annotations
@@ -44,13 +46,16 @@ def add_set_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validation songs rendered with a soundfont no training song uses")
     parser.add_argument("--ensemble-cache", type=Path, default=None,
                         help="validation part-writing songs rendered with a soundfont no training song uses")
+    parser.add_argument("--unison-cache", type=Path, default=None,
+                        help="validation unison songs rendered with a soundfont no training song uses")
     parser.add_argument("--threads", type=int, default=1)
 
 
 def selection_sets(args: argparse.Namespace) -> dict[str, list[np.ndarray]]:
     """{set name: songs} from the folders of ``add_set_arguments``; exits with a clear message
     when a folder has no songs or too few validation songs."""
-    folders = {"valid": args.valid_cache, "unseen": args.unseen_cache, "ensemble": args.ensemble_cache}
+    folders = {"valid": args.valid_cache, "unseen": args.unseen_cache, "ensemble": args.ensemble_cache,
+               "unison": args.unison_cache}
     sets = {name: SongCache(folder).songs for name, folder in folders.items() if folder is not None}
     for name, songs in sets.items():
         if not songs:

@@ -1,5 +1,6 @@
 """The procedural song generator, the singer, the per-stem renderer and the remix sampler."""
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -270,6 +271,35 @@ def test_crossing_ensemble_songs_share_registers_and_keep_the_plain_songs_frame_
     assert min(high_bass, left_hand, piano_with_lines) >= 5, (high_bass, left_hand, piano_with_lines)
 
 
+def test_unison_songs_double_a_quick_bass_figure_in_octaves_above_it() -> None:
+    crossing = [ensemble_song(seed, crossing=True) for seed in range(5000, 5040)]
+    unison = [ensemble_song(seed, crossing=True, unison=True) for seed in range(5000, 5040)]
+    assert unison[0] == ensemble_song(5000, crossing=True, unison=True) and unison[0] != crossing[0]
+    doubled_songs = 0
+    for song, same_seed in zip(unison, crossing):
+        assert (song.tempo_bpm, song.duration_s) == (same_seed.tempo_bpm, same_seed.duration_s)
+        assert _in_one_key({n.pitch for part in song.parts for n in part.notes}), song.seed
+        (bass,) = song.stem_parts("bass")
+        assert all(36 <= n.pitch <= 64 for n in bass.notes)
+        beat_s = 60.0 / song.tempo_bpm
+        quick = [n for n in bass.notes if n.end_s - n.start_s < 0.9 * beat_s]  # no plain bass note is under a beat
+        assert quick, song.seed
+        lines = [part for part in song.parts if part.stem in ("vocals", "other")]
+        for part in lines + [bass]:  # each line still plays one note at a time
+            notes = sorted(part.notes, key=lambda n: n.start_s)
+            assert all(a.start_s < b.start_s and a.end_s <= b.start_s + 1e-6 for a, b in itertools.pairwise(notes))
+        assert all(48 <= n.pitch <= 79 for part in lines for n in part.notes)
+        above: dict[float, list[int]] = {}
+        for part in lines:
+            for note in part.notes:
+                above.setdefault(round(note.start_s, 6), []).append(note.pitch)
+        doubled = [n for n in quick if any(p - n.pitch in (12, 24) for p in above.get(round(n.start_s, 6), []))]
+        doubled_songs += len(doubled) >= len(quick) / 2
+    assert doubled_songs >= 28, doubled_songs
+    assert all(min(n.end_s - n.start_s for n in song.stem_parts("bass")[0].notes) >= 0.9 * 60.0 / song.tempo_bpm
+               for song in crossing)
+
+
 class _RecordingRenderer:
     """Stands in for a soundfont synth: every rendered part is a constant 0.01 on both channels."""
 
@@ -361,5 +391,9 @@ def test_cache_renders_ensemble_songs_and_refuses_two_kinds_or_an_unknown_one(tm
           "--soundfont", SOUNDFONT.name, "--blend"])
     expected = render_song(ensemble_song(4000, 3.0, crossing=True, blend=True), open_renderers((SOUNDFONT.name,)))
     np.testing.assert_allclose(np.load(song_path(tmp_path / "blend", 4000)).astype(np.float32), expected, atol=2e-3)
+    main(["--out", str(tmp_path / "unison"), "--first-seed", "5000", "--count", "1", "--duration-s", "3",
+          "--soundfont", SOUNDFONT.name, "--unison"])
+    expected = render_song(ensemble_song(5000, 3.0, crossing=True, unison=True), open_renderers((SOUNDFONT.name,)))
+    np.testing.assert_allclose(np.load(song_path(tmp_path / "unison", 5000)).astype(np.float32), expected, atol=2e-3)
     with pytest.raises(ValueError, match="song kind must be one of .*got 'chorale'"):
         build_cache(tmp_path, range(1), kind="chorale")

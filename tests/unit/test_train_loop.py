@@ -226,6 +226,13 @@ def test_score_ranks_checkpoints_by_the_mean_of_the_sets(tmp_path: Path, capsys)
     assert three["ensemble"]["mean"] == pytest.approx(mixed["first"]["mean"])
     assert three["selection"]["mean"] == pytest.approx(
         (three["valid"]["mean"] + three["unseen"]["mean"] + three["ensemble"]["mean"]) / 3)
+    unison = tmp_path / "unison"
+    unison.mkdir()
+    (unison / "song_0000000.npy").write_bytes((cache / "song_0000002.npy").read_bytes())
+    four = score_main([str(checkpoints[0]), *sets, "--unison-cache", str(unison)])[checkpoints[0]]
+    assert four["unison"]["mean"] == pytest.approx(mixed["last"]["mean"])
+    assert four["selection"]["mean"] == pytest.approx(
+        (three["valid"]["mean"] + three["unseen"]["mean"] + three["ensemble"]["mean"] + four["unison"]["mean"]) / 4)
 
 
 def test_fine_tuning_with_a_larger_hidden_or_head_rank_widens_the_checkpoint(tmp_path: Path) -> None:
