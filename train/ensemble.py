@@ -55,7 +55,7 @@ def _line_pitch(pitch_classes: set[int], previous: int, low: int, high: int, lea
 def _unison_passages(lines: list[list[Note]], ranges: list[tuple[int, int]], nb_bars: int, beat_s: float,
                      scale_pitch_classes: set[int], rng: np.random.Generator) -> None:
     """Rewrite one- or two-bar passages of ``lines`` (the bass line last) in place: the bass
-    plays a stepwise figure in eighths and sixteenths, and each line above doubles it, when
+    plays a stepwise figure in sixteenths to quarters, and each line above doubles it, when
     it fits the line's range one or two octaves up, else keeps silent there."""
     bar = 0
     passages = []
