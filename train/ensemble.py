@@ -115,8 +115,8 @@ def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False, b
     names = ["top"] + ["upper", "inner", "inner"][: nb_upper - 1] + ["bass"]
 
     lines: list[list[Note]] = []
-    for name in names:
-        low, high = RANGES["high bass" if name == "bass" and high_bass else name]
+    ranges = [RANGES["high bass" if name == "bass" and high_bass else name] for name in names]
+    for name, (low, high) in zip(names, ranges):
         previous = int(rng.integers(low + 4, high - 4))
         notes: list[Note] = []
         beat = 0.0
@@ -140,7 +140,6 @@ def ensemble_song(seed: int, duration_s: float = 12.0, crossing: bool = False, b
             beat += length
         lines.append(notes)
     if unison:
-        ranges = [RANGES["high bass" if name == "bass" and high_bass else name] for name in names]
         _unison_passages(lines, ranges, nb_bars, beat_s, {(key + step) % 12 for step in scale},
                          np.random.default_rng([seed, 4]))
 
