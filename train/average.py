@@ -4,9 +4,9 @@ Two fine-tunes of one checkpoint (other seeds, other data) end near each other i
 space, and the mean of their weights often separates better than either ("model soup").
 Every floating-point tensor is averaged, batch-norm running statistics included; counters
 (``num_batches_tracked``) come from the first checkpoint. The checkpoints must share one
-architecture, except that a checkpoint lacking the local branch or cues another one has is
-averaged as a fine-tune extending it started: with those parts added, which leaves its output
-unchanged (``train.train.load_separator``). So the checkpoint a run started from and the run's
+architecture, except that a checkpoint lacking the local branch, cues or low band another one
+has is averaged as a fine-tune extending it started: with those parts added, which leaves its
+output unchanged (``train.train.load_separator``). So the checkpoint a run started from and the run's
 snapshot can be mixed, ``--weights 0.5 0.5`` or any other share: a fine-tune moved part of the
 way ("weight-space ensembling"). The average is a checkpoint like any other: score it with
 ``train.score``, calibrate it with ``train.calibrate``.

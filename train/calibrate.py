@@ -46,6 +46,8 @@ def fold_calibration(masknet: MaskNet, temperature: float, offsets: Mapping[str,
         scaled += [masknet.stereo.signed_scale, masknet.stereo.size_scale]
     if masknet.phase is not None:
         scaled += [masknet.phase.cosine_scale, masknet.phase.centre_scale]
+    if masknet.low_band is not None:
+        scaled += [masknet.low_band.out.weight, masknet.low_band.out.bias]
     for weight in scaled:
         weight.mul_(temperature)
     for stem, offset in offsets.items():

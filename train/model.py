@@ -4,7 +4,8 @@ Waveform in, waveform stems out, with the STFT and ISTFT inside the network as r
 matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The
 net sees the log magnitudes of both channels of every frame, the window brought to one mean
 magnitude as in training (with ``stereo_cues``, also where each bin sits between the
-channels; with ``phase_cues``, also how alike the channels' phases are), mixes them
+channels; with ``phase_cues``, also how alike the channels' phases are; with
+``low_band_bins``, also the low bins of a four times longer STFT), mixes them
 through a stack of dilated depthwise-separable temporal convolutions and gives each stem
 its own head; a softmax across stems turns the head outputs into masks that sum to one, so
 the stems sum to the mix up to the ISTFT's rounding error.
@@ -19,10 +20,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from train.stft import FactorizedSTFT
+from train.stft import FactorizedSTFT, LowBandSTFT
 
 STEMS = ("vocals", "drums", "bass", "piano", "other")
 MIN_MEAN_MAGNITUDE = 1e-5  # a window quieter than this (near silence) is not raised further
+LOW_BAND_RATIO = 4  # the low-band STFT's window, in lengths of the model's own
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +40,7 @@ class ModelConfig:
     local_width: int = 0  # channels of the frequency-local branch; 0: none (the first models)
     stereo_cues: bool = False  # per-bin inter-channel level differences as inputs (stereo only)
     phase_cues: bool = False  # per-bin inter-channel phase agreement and centre coherence as inputs
+    low_band_bins: int = 0  # lowest bins of a LOW_BAND_RATIO * n_fft STFT as inputs; 0: none
 
     def __post_init__(self) -> None:
         if self.n_fft != 2 * self.hop:
@@ -47,10 +50,18 @@ class ModelConfig:
         for cue in ("stereo_cues", "phase_cues"):
             if getattr(self, cue) and self.nb_channels != 2:
                 raise ValueError(f"{cue} needs 2 channels, got nb_channels {self.nb_channels}")
+        if not 0 <= self.low_band_bins <= LOW_BAND_RATIO * self.hop:
+            raise ValueError(f"low_band_bins must be 0 to {LOW_BAND_RATIO * self.hop} (below the low-band STFT's "
+                             f"Nyquist bin), got {self.low_band_bins}")
 
     @property
     def nb_bins(self) -> int:
         return self.n_fft // 2 + 1
+
+    @property
+    def low_band_covered(self) -> int:
+        """How many of the model's own bins lie below the low band's top bin."""
+        return -(-self.low_band_bins // LOW_BAND_RATIO)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +174,45 @@ class PhaseCues(nn.Module):
         return encoded, self.cosine_scale * cosine + self.centre_scale * centre
 
 
+def low_band_magnitude(spectrum: torch.Tensor) -> torch.Tensor:
+    """``(..., 2 * bins, frames)`` real rows, then imaginary -> magnitudes ``(..., bins, frames)``."""
+    real, imag = spectrum.chunk(2, dim=-2)
+    return torch.sqrt(real.square() + imag.square() + 1e-12)
+
+
+class LowBandCues(nn.Module):
+    """The low band of a longer STFT (``LowBandSTFT``): ``LOW_BAND_RATIO`` times finer bins
+    where the bass, the low strings and the left hand of a piano crowd into a few of the
+    model's bins. Its log magnitudes go into the temporal net and, through a small
+    convolution over frames, into each stem's logits for the model's bins the band covers.
+    The weights that feed the net and the logits start at zero, so a trained model extended
+    with the band starts where it was."""
+
+    def __init__(self, config: ModelConfig, width: int = 64) -> None:
+        super().__init__()
+        self.config = config
+        features = config.nb_channels * config.low_band_bins
+        self.norm = nn.BatchNorm1d(features)
+        self.encoder = nn.Conv1d(features, config.hidden, 1, bias=False)
+        nn.init.zeros_(self.encoder.weight)
+        self.conv = nn.Conv1d(features, width, 3, padding=1)
+        self.out = nn.Conv1d(width, config.nb_stems * config.nb_channels * config.low_band_covered, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, channels * low_band_bins, frames)`` normalized log magnitudes -> the
+        encoder's extra input ``(batch, hidden, frames)`` and per-stem logits ``(batch, stems,
+        channels * bins, frames)``, zero above the covered bins."""
+        cfg = self.config
+        batch, _, frames = log_magnitude.shape
+        x = self.norm(log_magnitude)
+        logits = self.out(F.gelu(self.conv(x))).view(batch, cfg.nb_stems, cfg.nb_channels, cfg.low_band_covered,
+                                                     frames)
+        logits = F.pad(logits, (0, 0, 0, cfg.nb_bins - cfg.low_band_covered))
+        return self.encoder(x), logits.view(batch, cfg.nb_stems, cfg.nb_channels * cfg.nb_bins, frames)
+
+
 class MaskNet(nn.Module):
     """Log-magnitude frames of the mix -> softmax masks per stem, channel and bin."""
 
@@ -189,17 +239,25 @@ class MaskNet(nn.Module):
                       if config.local_width else None)
         self.stereo = StereoCues(config.nb_bins, config.nb_stems, config.hidden) if config.stereo_cues else None
         self.phase = PhaseCues(config.nb_bins, config.nb_stems, config.hidden) if config.phase_cues else None
+        self.low_band = LowBandCues(config) if config.low_band_bins else None
 
-    def forward(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
-        """``(batch, channels * bins, frames)`` magnitudes (and with ``phase_cues`` the mix's
-        ``phase_features``) -> masks ``(batch, stems, channels * bins, frames)``."""
-        if (phase is None) == (self.phase is not None):
-            raise ValueError(f"phase features are {'needed' if self.phase is not None else 'not used'} "
-                             f"with phase_cues={self.config.phase_cues}, got {'none' if phase is None else 'some'}")
+    def forward(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None,
+                low_band: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, channels * bins, frames)`` magnitudes (with ``phase_cues`` also the mix's
+        ``phase_features``; with ``low_band_bins`` also its low-band magnitudes ``(batch,
+        channels * low_band_bins, frames)``) -> masks ``(batch, stems, channels * bins, frames)``."""
+        cfg = self.config
+        for name, given, used, setting in (
+                ("phase features", phase, cfg.phase_cues, f"phase_cues={cfg.phase_cues}"),
+                ("low-band magnitudes", low_band, cfg.low_band_bins > 0, f"low_band_bins={cfg.low_band_bins}")):
+            if (given is None) == used:
+                raise ValueError(f"{name} are {'needed' if used else 'not used'} with {setting}, "
+                                 f"got {'none' if given is None else 'some'}")
         batch, _features, frames = magnitude.shape
         # the masks see the mix at one level, as in training (mean magnitude 1 per window), so
         # a quiet song is separated like a loud one
-        magnitude = magnitude / magnitude.mean(dim=(1, 2), keepdim=True).clamp_min(MIN_MEAN_MAGNITUDE)
+        level = magnitude.mean(dim=(1, 2), keepdim=True).clamp_min(MIN_MEAN_MAGNITUDE)
+        magnitude = magnitude / level
         log_magnitude = torch.log(magnitude + 1e-4)
         x = self.input_norm(log_magnitude)
         h = self.encoder(x)
@@ -211,6 +269,10 @@ class MaskNet(nn.Module):
         if self.phase is not None:
             phase_input, phase_logits = self.phase(phase)
             h = h + phase_input
+        low_band_logits = None
+        if self.low_band is not None:
+            low_band_input, low_band_logits = self.low_band(torch.log(low_band / level + 1e-4))
+            h = h + low_band_input
         h = F.gelu(self.encoder_norm(h))
         for block in self.blocks:
             h = block(h)
@@ -224,6 +286,8 @@ class MaskNet(nn.Module):
             logits = logits + stereo_logits
         if phase_logits is not None:
             logits = logits + phase_logits
+        if low_band_logits is not None:
+            logits = logits + low_band_logits
         # softmax across stems, written out: ONNX Runtime's Softmax on a middle axis is slow
         weights = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
         return weights / weights.sum(dim=1, keepdim=True)
@@ -252,6 +316,8 @@ class Separator(nn.Module):
         self.config = config or ModelConfig()
         self.stft = FactorizedSTFT(self.config.n_fft, self.config.hop)
         self.masknet = MaskNet(self.config)
+        self.low_band = (LowBandSTFT(LOW_BAND_RATIO * self.config.n_fft, self.config.hop, self.config.low_band_bins)
+                         if self.config.low_band_bins else None)
 
     def spectrogram(self, mix: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, samples)`` -> ``(batch, channels, 2 * bins, frames)``."""
@@ -267,7 +333,11 @@ class Separator(nn.Module):
         real, imag = spec[:, :, : cfg.nb_bins], spec[:, :, cfg.nb_bins:]
         magnitude = torch.sqrt(real * real + imag * imag + 1e-12)  # (batch, channels, bins, frames)
         phase = phase_features(real, imag, magnitude) if cfg.phase_cues else None
-        masks = self.masknet(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase)
+        low_band = None
+        if self.low_band is not None:
+            low_band = low_band_magnitude(self.low_band(mix.reshape(batch * channels, samples)))
+            low_band = low_band.view(batch, channels * cfg.low_band_bins, frames)
+        masks = self.masknet(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase, low_band)
         masks = masks.view(batch, cfg.nb_stems, channels, 1, cfg.nb_bins, frames)
         # masked spectra: (batch, stems, channels, 2, bins, frames) with (real, imag) on axis 3
         masked = masks * spec.view(batch, 1, channels, 2, cfg.nb_bins, frames)

@@ -22,10 +22,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from train.dataset import RemixSampler, SongCache
 from train.metrics import sdr_db, stem_is_active
-from train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head, phase_features, widen
+from train.model import (
+    LOW_BAND_RATIO,
+    MIN_MEAN_MAGNITUDE,
+    STEMS,
+    ModelConfig,
+    Separator,
+    copy_stem_head,
+    low_band_magnitude,
+    phase_features,
+    widen,
+)
 from train.stft import sqrt_hann
 
 log = logging.getLogger("train")
@@ -37,11 +48,33 @@ def stem_spectra(stems: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor
     """``(batch, stems, channels, samples)`` -> real and imaginary parts, each
     ``(batch, stems, channels, bins, frames)``, framed exactly as the model's ConvSTFT."""
     batch, nb_stems, channels, samples = stems.shape
-    padded = torch.nn.functional.pad(stems.reshape(-1, samples), (config.hop, config.hop + (-samples % config.hop)))
+    padded = F.pad(stems.reshape(-1, samples), (config.hop, config.hop + (-samples % config.hop)))
     spec = torch.stft(padded, config.n_fft, config.hop, window=sqrt_hann(config.n_fft).float(),
                       center=False, return_complex=True)  # (batch * stems * channels, bins, frames)
     shape = (batch, nb_stems, channels, spec.shape[1], spec.shape[2])
     return spec.real.contiguous().view(shape), spec.imag.contiguous().view(shape)
+
+
+def low_band_mix(model: Separator, stems: torch.Tensor, eq: torch.Tensor) -> torch.Tensor:
+    """Low-band magnitudes ``(batch, channels * low_band_bins, frames)`` of the mix of
+    ``(batch, stems, channels, samples)`` stems, each through its ``random_eq`` gains, read
+    linearly between the model's bins at each low-band bin's frequency."""
+    cfg, low_band = model.config, model.low_band
+    batch, nb_stems, channels, samples = stems.shape
+    padded = F.pad(stems.reshape(-1, samples), (low_band.n_fft // 2, low_band.n_fft // 2 + (-samples % cfg.hop)))
+    # torch.stft (an FFT) frames as LowBandSTFT (a convolution) does, several times faster
+    spec = torch.stft(padded, low_band.n_fft, cfg.hop, window=torch.hann_window(low_band.n_fft, dtype=stems.dtype),
+                      center=False, return_complex=True)[:, : cfg.low_band_bins]
+    frames = spec.shape[-1]
+    spec = torch.stack([spec.real, spec.imag], dim=1).view(batch, nb_stems, channels, 2, cfg.low_band_bins, frames)
+    position = torch.arange(cfg.low_band_bins) / LOW_BAND_RATIO  # in the model's bins
+    lower = position.long()
+    fraction = position - lower
+    gains = eq[..., 0]  # (batch, stems, 1, bins)
+    gains = gains[..., lower] * (1 - fraction) + gains[..., lower + 1] * fraction  # (batch, stems, 1, low bins)
+    mixed = (spec * gains[:, :, :, None, :, None]).sum(dim=1)  # (batch, channels, 2, low bins, frames)
+    return low_band_magnitude(mixed.view(batch * channels, 2 * cfg.low_band_bins, frames)).view(
+        batch, channels * cfg.low_band_bins, frames)
 
 
 def random_eq(shape: tuple[int, int], config: ModelConfig, rng: np.random.Generator,
@@ -84,8 +117,9 @@ def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squar
         scale = 1.0 / mix_mag.mean(dim=(1, 2, 3, 4)).clamp_min(MIN_MEAN_MAGNITUDE).view(batch, 1, 1, 1, 1)
         real, imag, target_mag = real * scale, imag * scale, target_mag * scale
         mix_real, mix_imag, mix_mag = mix_real * scale, mix_imag * scale, mix_mag * scale
+        low_band = low_band_mix(model, stems, eq) * scale.view(batch, 1, 1) if cfg.low_band_bins else None
     phase = phase_features(mix_real[:, 0], mix_imag[:, 0], mix_mag[:, 0]) if cfg.phase_cues else None
-    masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames), phase)
+    masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames), phase, low_band)
     masks = masks.view(batch, cfg.nb_stems, channels, bins, frames)
 
     def error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -135,12 +169,14 @@ def save(path: Path, model: Separator, optimizer: torch.optim.Optimizer | None, 
 
 # what a checkpoint may gain when fine-tuned: config field -> prefix of the new weights, all
 # of which start at zero so the model's output is unchanged
-ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "phase_cues": "masknet.phase."}
+ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "phase_cues": "masknet.phase.",
+           "low_band_bins": "masknet.low_band."}
 
 
 def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     """The checkpoint's model; ``changes`` (e.g. ``local_width=8``, ``stereo_cues=True``,
-    ``phase_cues=True``) may only add the local branch or the stereo or phase cues, which
+    ``phase_cues=True``, ``low_band_bins=48``) may only add the local branch, the stereo or
+    phase cues or the low band, which
     then start at zero, so the model's output is unchanged. The added parts start alike
     whatever the caller's random stream, so runs extending one checkpoint can be averaged."""
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -154,8 +190,8 @@ def separator_from_state(state: dict, source: Path, **changes: int | bool) -> Se
     current = {name: config.get(name, getattr(ModelConfig, name)) for name in ADDABLE}
     added = [name for name, value in changes.items() if name in current and value != current[name]]
     if set(changes) - set(ADDABLE) or any(current[name] for name in added):
-        raise ValueError(f"a checkpoint can only gain a local branch or stereo or phase cues it lacks, got changes "
-                         f"{changes} for {current}")
+        raise ValueError(f"a checkpoint can only gain a local branch, stereo or phase cues or a low band it lacks, "
+                         f"got changes {changes} for {current}")
     with torch.random.fork_rng():  # the caller's random stream is left as it was
         torch.manual_seed(0)
         model = Separator(ModelConfig(**{**config, **changes}))
@@ -243,6 +279,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--phase-cues", action="store_true",
                         help="per-bin inter-channel phase agreement and centre coherence as model inputs; "
                              "with --init, adds them")
+    parser.add_argument("--low-band-bins", type=int, default=ModelConfig.low_band_bins, metavar="N",
+                        help=f"the lowest N bins of a {LOW_BAND_RATIO} times longer STFT as model inputs (48: up to "
+                             f"517 Hz at 44.1 kHz); with --init, adds them")
     return parser
 
 
@@ -278,7 +317,8 @@ def train(args: argparse.Namespace) -> None:
         if args.init is not None:
             extend = {name: value for name, value in (("local_width", args.local_width),
                                                       ("stereo_cues", args.stereo_cues),
-                                                      ("phase_cues", args.phase_cues)) if value}
+                                                      ("phase_cues", args.phase_cues),
+                                                      ("low_band_bins", args.low_band_bins)) if value}
             model = load_separator(args.init, **extend)[0]
             log.info("weights initialized from %s", args.init)
             hidden, head_rank = args.hidden or model.config.hidden, args.head_rank or model.config.head_rank
@@ -294,7 +334,8 @@ def train(args: argparse.Namespace) -> None:
             model = Separator(ModelConfig(hidden=args.hidden or ModelConfig.hidden,
                                           head_rank=args.head_rank or ModelConfig.head_rank,
                                           local_width=args.local_width, stereo_cues=args.stereo_cues,
-                                          phase_cues=args.phase_cues)).train()
+                                          phase_cues=args.phase_cues,
+                                          low_band_bins=args.low_band_bins)).train()
         step, best, state = 0, -math.inf, {}
         log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
     groups = parameter_groups(model, args.lr_scale)

@@ -13,7 +13,8 @@ from train.model import ModelConfig, Separator
 from train.score import score
 from train.train import load_separator, save
 
-CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=2, stereo_cues=True, phase_cues=True)
+CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=2, stereo_cues=True, phase_cues=True,
+                     low_band_bins=12)
 
 
 def _model() -> Separator:
@@ -21,18 +22,22 @@ def _model() -> Separator:
     model = Separator(CONFIG).eval()
     with torch.no_grad():  # the branches that start at zero get weights, so each term of the logits counts
         for weight in (model.masknet.skip_scale, model.masknet.stereo.signed_scale, model.masknet.stereo.size_scale,
-                       model.masknet.phase.cosine_scale, model.masknet.phase.centre_scale, model.masknet.local.out.weight, model.masknet.local.out.bias, model.masknet.head_bias):
+                       model.masknet.phase.cosine_scale, model.masknet.phase.centre_scale,
+                       model.masknet.local.out.weight, model.masknet.local.out.bias, model.masknet.head_bias,
+                       model.masknet.low_band.out.weight, model.masknet.low_band.out.bias):
             weight.normal_(0.0, 0.5)
     return model
 
 
 def _masks(model: Separator, magnitude: torch.Tensor) -> torch.Tensor:
-    """The masks for ``magnitude``, with the same phase features (cosines, then centre coherences) every call."""
+    """The masks for ``magnitude``, with the same phase features (cosines, then centre
+    coherences) and low-band magnitudes every call."""
     generator = torch.Generator().manual_seed(3)
     shape = (1, CONFIG.nb_bins, magnitude.shape[-1])
     phase = torch.cat([2 * torch.rand(shape, generator=generator) - 1, torch.rand(shape, generator=generator)], dim=1)
+    low = torch.rand(1, 2 * CONFIG.low_band_bins, magnitude.shape[-1], generator=generator) + 0.01
     with torch.no_grad():
-        return model.masknet(magnitude, phase)
+        return model.masknet(magnitude, phase, low)
 
 
 def test_folded_calibration_gives_the_softmax_of_scaled_and_offset_logits() -> None:

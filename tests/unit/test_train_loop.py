@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from train.arrange import STEMS
-from train.model import ModelConfig, widen
-from train.train import learning_rate, load_separator, main, random_eq
+from train.model import ModelConfig, Separator, low_band_magnitude, widen
+from train.train import learning_rate, load_separator, low_band_mix, main, random_eq
 
 
 def _cache(directory: Path) -> Path:
@@ -109,31 +109,32 @@ def test_runs_adding_a_local_branch_to_one_checkpoint_start_alike_whatever_their
         torch.testing.assert_close(second[name], value, rtol=0, atol=0, msg=name)
 
 
-@pytest.mark.parametrize(("field", "flag", "weights"), [
-    ("stereo_cues", "--stereo-cues", ("stereo.encoder.weight", "stereo.size_scale")),
-    ("phase_cues", "--phase-cues", ("phase.encoder.weight", "phase.centre_scale", "phase.cosine_scale")),
+@pytest.mark.parametrize(("field", "value", "flags", "weights"), [
+    ("stereo_cues", True, ["--stereo-cues"], ("stereo.encoder.weight", "stereo.size_scale")),
+    ("phase_cues", True, ["--phase-cues"], ("phase.encoder.weight", "phase.centre_scale", "phase.cosine_scale")),
+    ("low_band_bins", 48, ["--low-band-bins", "48"], ("low_band.encoder.weight", "low_band.out.weight")),
 ])
-def test_a_checkpoint_gains_cues_that_start_silent_and_then_train(tmp_path: Path, field: str, flag: str,
-                                                                   weights: tuple[str, ...]) -> None:
+def test_a_checkpoint_gains_cues_that_start_silent_and_then_train(tmp_path: Path, field: str, value: bool | int,
+                                                                   flags: list[str], weights: tuple[str, ...]) -> None:
     cache = _cache(tmp_path / "cache")
     main(_args(tmp_path / "plain", cache, 1))
     checkpoint = tmp_path / "plain" / "latest.pt"
     plain, _ = load_separator(checkpoint)
-    extended, _ = load_separator(checkpoint, **{field: True})
+    extended, _ = load_separator(checkpoint, **{field: value})
     module = weights[0].split(".")[0]
     assert getattr(plain.masknet, module) is None and getattr(extended.masknet, module) is not None
     mix = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 2, 4000)).astype(np.float32))
     mix[:, 1] = 0.2 * mix[:, 1] + 0.1 * mix[:, 0]  # panned left, partly correlated: the cues are far from zero
     with torch.no_grad():
         assert torch.equal(plain(mix), extended(mix))
-    main([*_args(tmp_path / "tuned", cache, 2), "--init", str(checkpoint), flag])
+    main([*_args(tmp_path / "tuned", cache, 2), "--init", str(checkpoint), *flags])
     tuned, _ = load_separator(tmp_path / "tuned" / "latest.pt")
-    assert getattr(tuned.config, field)
+    assert getattr(tuned.config, field) == value
     parameters = dict(tuned.masknet.named_parameters())
     for name in weights:
         assert parameters[name].abs().max() > 0, name  # it moved away from its zero start
-    with pytest.raises(ValueError, match="only gain a local branch or stereo or phase cues it lacks"):
-        load_separator(tmp_path / "tuned" / "latest.pt", **{field: False})
+    with pytest.raises(ValueError, match="only gain a local branch, stereo or phase cues or a low band it lacks"):
+        load_separator(tmp_path / "tuned" / "latest.pt", **{field: type(value)(0)})
 
 
 def test_lr_scale_sets_how_fast_the_named_parameters_learn(tmp_path: Path) -> None:
@@ -262,3 +263,23 @@ def test_runs_widening_one_checkpoint_start_from_the_same_wide_net_whatever_thei
         assert start.keys() == run.keys()
         for name, value in start.items():
             torch.testing.assert_close(run[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_the_low_band_of_a_training_mix_is_that_of_its_eqd_stems_summed() -> None:
+    """Training builds the mix's low band from the stems' and their EQ gains (flat gains
+    scale a stem; a gain that rises 1 % per model bin is read between bins at 1 + 0.01 *
+    k / 4 for low-band bin k), equal to the model's own low band of that mix."""
+    model = Separator(ModelConfig(hidden=8, head_rank=4, dilations=(1,), low_band_bins=24))
+    rng = np.random.default_rng(4)
+    stems = torch.from_numpy((0.1 * rng.standard_normal((2, len(STEMS), 2, 6000))).astype(np.float32))
+    flat = torch.from_numpy(rng.uniform(0.2, 2.0, (2, len(STEMS), 1, 1, 1)).astype(np.float32))
+    mix = (stems * flat[..., 0]).sum(dim=1)  # (batch, channels, samples)
+    expected = low_band_magnitude(model.low_band(mix.reshape(4, 6000))).view(2, 48, -1)
+    got = low_band_mix(model, stems, flat.expand(2, len(STEMS), 1, model.config.nb_bins, 1))
+    assert torch.allclose(got, expected, atol=1e-4 * expected.max())
+    n = torch.arange(6000, dtype=torch.float64)
+    tone = torch.zeros(1, len(STEMS), 2, 6000)
+    tone[0, 2] = torch.cos(2 * torch.pi * 6 * n / 4096).float()  # on low-band bin 6: the model's bin 1.5
+    tilt = (1 + 0.01 * torch.arange(model.config.nb_bins)).view(1, 1, 1, -1, 1).expand(1, len(STEMS), 1, -1, 1)
+    ratio = low_band_mix(model, tone, tilt)[0, 6] / low_band_mix(model, tone, torch.ones_like(tilt))[0, 6]
+    assert torch.allclose(ratio, torch.full_like(ratio, 1.015), atol=1e-4)

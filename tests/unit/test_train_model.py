@@ -12,6 +12,7 @@ TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(
 TINY_STEREO = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True)
 TINY_PHASE = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True,
                          phase_cues=True)
+TINY_LOW = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), low_band_bins=10)
 
 
 def _trained_looking(model: Separator) -> Separator:
@@ -48,7 +49,7 @@ def test_stems_sum_to_the_mix(nb_samples: int) -> None:
     assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
 
 
-@pytest.mark.parametrize("config", [TINY_STEREO, TINY_PHASE], ids=["stereo-cues", "phase-cues"])
+@pytest.mark.parametrize("config", [TINY_STEREO, TINY_PHASE, TINY_LOW], ids=["stereo-cues", "phase-cues", "low-band"])
 @pytest.mark.parametrize("gain", [0.02, 5.0])
 def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(gain: float, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
@@ -60,11 +61,13 @@ def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(ga
         magnitude = torch.rand(1, 2 * TINY.nb_bins, 20) + 0.1
         magnitude = magnitude / magnitude.mean()
         phase = torch.rand(1, 2 * TINY.nb_bins, 20) if config.phase_cues else None
-        assert torch.allclose(model.masknet(magnitude, phase), model.masknet(gain * magnitude, phase), atol=1e-6)
+        low = torch.rand(1, 2 * config.low_band_bins, 20) + 0.1 if config.low_band_bins else None
+        assert torch.allclose(model.masknet(magnitude, phase, low),
+                              model.masknet(gain * magnitude, phase, None if low is None else gain * low), atol=1e-6)
 
 
-@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO, TINY_PHASE],
-                         ids=["temporal", "with-local-branch", "with-stereo-cues", "with-phase-cues"])
+@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO, TINY_PHASE, TINY_LOW],
+                         ids=["temporal", "with-local-branch", "with-stereo-cues", "with-phase-cues", "with-low-band"])
 def test_onnx_export_matches_pytorch(tmp_path, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
     path = tmp_path / "model.onnx"
@@ -194,6 +197,29 @@ def test_the_mask_net_refuses_phase_features_it_does_not_use_and_needs_those_it_
         Separator(TINY_PHASE).eval().masknet(magnitude)
     with pytest.raises(ValueError, match="phase features are not used with phase_cues=False, got some"):
         Separator(TINY).eval().masknet(magnitude, torch.zeros(1, 2 * TINY.nb_bins, 4))
+    with pytest.raises(ValueError, match="low-band magnitudes are needed with low_band_bins=10, got none"):
+        Separator(TINY_LOW).eval().masknet(magnitude)
+    with pytest.raises(ValueError, match="low-band magnitudes are not used with low_band_bins=0, got some"):
+        Separator(TINY).eval().masknet(magnitude, None, torch.ones(1, 20, 4))
+
+
+def test_the_low_band_moves_a_stems_odds_only_in_the_bins_it_covers() -> None:
+    """With the low band's output bias at +2 for stem 0 in every covered bin, stem 0's odds
+    against every other stem rise by exp(2) in the covered bins of both channels (10
+    low-band bins of a 1024-point STFT: 0-387 Hz at 44.1 kHz, the model's bins 0-2) and
+    nowhere else."""
+    model = _trained_looking(Separator(TINY_LOW))
+    bins, covered = TINY.nb_bins, TINY_LOW.low_band_covered
+    assert covered == 3
+    magnitude, low = torch.rand(1, 2 * bins, 20) * 5 + 1, torch.rand(1, 20, 20) + 0.5
+    with torch.no_grad():
+        model.masknet.low_band.encoder.weight.zero_()  # only the logits path differs between the two runs
+        plain = model.masknet(magnitude, None, low).double()
+        model.masknet.low_band.out.bias.view(len(STEMS), 2, covered)[0] += 2.0
+        moved = model.masknet(magnitude, None, low).double()
+    change = ((moved[:, 0] / moved[:, 1]) / (plain[:, 0] / plain[:, 1])).log().view(2, bins, 20)
+    assert torch.allclose(change[:, :covered], torch.full((2, covered, 20), 2.0, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(change[:, covered:], torch.zeros(2, bins - covered, 20, dtype=torch.float64), atol=1e-5)
 
 
 def test_config_rejects_bad_hop_and_stem_count() -> None:
@@ -201,11 +227,13 @@ def test_config_rejects_bad_hop_and_stem_count() -> None:
         ModelConfig(n_fft=1024, hop=256)
     with pytest.raises(ValueError, match="nb_stems"):
         ModelConfig(nb_stems=4)
+    with pytest.raises(ValueError, match="low_band_bins must be 0 to 512 .*, got 513"):
+        ModelConfig(n_fft=256, hop=128, low_band_bins=513)
 
 
 def test_a_widened_model_separates_exactly_as_before_and_its_new_channels_can_learn() -> None:
     config = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=2,
-                         stereo_cues=True, phase_cues=True)
+                         stereo_cues=True, phase_cues=True, low_band_bins=10)
     narrow = _trained_looking(Separator(config))
     wide = widen(narrow, 24, 6)
     assert (wide.config.hidden, wide.config.head_rank) == (24, 6)
