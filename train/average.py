@@ -8,7 +8,11 @@ architecture, except that a checkpoint lacking the local branch, cues or low ban
 has is averaged as a fine-tune extending it started: with those parts added, which leaves its
 output unchanged (``train.train.load_separator``). So the checkpoint a run started from and the run's
 snapshot can be mixed, ``--weights 0.5 0.5`` or any other share: a fine-tune moved part of the
-way ("weight-space ensembling"). The average is a checkpoint like any other: score it with
+way ("weight-space ensembling"). With ``--lend-parts`` the lacking checkpoint takes such a part
+from the first checkpoint that has it, silenced (the weights through which the part reaches
+the output, ``SILENT`` in ``train.model``, at zero; its output is unchanged all the same): in
+the mix the part is then the trained one, its output scaled by the share of the checkpoints
+that trained it, where a fine-tune's starting part would mix in untrained weights. The average is a checkpoint like any other: score it with
 ``train.score``, calibrate it with ``train.calibrate``.
 """
 
@@ -56,9 +60,11 @@ def _shares(weights: Sequence[float] | None, count: int) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def load_alike(paths: Sequence[Path]) -> list[tuple[Separator, dict]]:
-    """The checkpoints' models, each with every addable part (local branch, cues) that any of
-    them has, so that a checkpoint and a fine-tune extending it share one architecture."""
+def load_alike(paths: Sequence[Path], lend_parts: bool = False) -> list[tuple[Separator, dict]]:
+    """The checkpoints' models, each with every addable part (local branch, cues, low band)
+    that any of them has, so that a checkpoint and a fine-tune extending it share one
+    architecture; ``lend_parts``: a part a checkpoint lacks is a silenced copy of the first
+    one's that has it, not the part as a fine-tune adding it starts."""
     states = [torch.load(path, map_location="cpu", weights_only=False) for path in paths]
     union: dict[str, int | bool] = {}
     for name in ADDABLE:
@@ -68,7 +74,19 @@ def load_alike(paths: Sequence[Path]) -> list[tuple[Separator, dict]]:
                              "architecture can be averaged")
         if values:
             union[name] = values[0]
-    return [(separator_from_state(state, path, **union), state) for path, state in zip(paths, states)]
+    loaded = [(separator_from_state(state, path, **union), state) for path, state in zip(paths, states)]
+    if lend_parts:
+        for name in union:
+            part = ADDABLE[name].rstrip(".")
+            lender = next(model for model, state in loaded if state["config"].get(name))
+            for model, state in loaded:
+                if not state["config"].get(name):
+                    borrowed = model.get_submodule(part)
+                    borrowed.load_state_dict(lender.get_submodule(part).state_dict())
+                    with torch.no_grad():
+                        for silent in borrowed.SILENT:
+                            borrowed.get_parameter(silent).zero_()
+    return loaded
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -77,14 +95,19 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("checkpoints", type=Path, nargs="+")
     parser.add_argument("--weights", type=float, nargs="+", default=None, metavar="W",
                         help="one share per checkpoint (normalized to sum to 1; default: equal shares)")
+    parser.add_argument("--lend-parts", action="store_true",
+                        help="a checkpoint lacking a part (local branch, cues, low band) another has takes that "
+                             "one's, silenced, not the part as a fine-tune adding it starts")
     args = parser.parse_args(argv)
-    loaded = load_alike(args.checkpoints)
+    loaded = load_alike(args.checkpoints, args.lend_parts)
     shares = _shares(args.weights, len(loaded))
     model = average_models([model for model, _ in loaded], shares)
     step = max(int(state["step"]) for _, state in loaded)
     extra: dict = {"averaged": [path.name for path in args.checkpoints]}
     if args.weights is not None:
         extra["weights"] = shares
+    if args.lend_parts:
+        extra["lent_parts"] = True
     save(args.out, model, None, step, extra)
     print(f"{args.out}: the {'weighted ' if args.weights else ''}mean of {len(args.checkpoints)} checkpoints")
     return args.out

@@ -91,6 +91,8 @@ class LocalBranch(nn.Module):
     with the branch starts where it was. Optional (``ModelConfig.local_width``); what it
     measured is in ``train/README.md``."""
 
+    SILENT = ("out.weight", "out.bias")  # at zero, the branch changes no logit
+
     def __init__(self, nb_channels: int, nb_stems: int, width: int) -> None:
         super().__init__()
         self.nb_stems = nb_stems
@@ -124,6 +126,8 @@ class StereoCues(nn.Module):
     bin it owns). The temporal net gets both as extra inputs, and each stem's logits get them
     per bin, signed per channel (louder in this channel or in the other). Every weight
     starts at zero, so a trained model extended with the cues starts where it was."""
+
+    SILENT = ("encoder.weight", "signed_scale", "size_scale")  # at zero, the cues change nothing
 
     def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
         super().__init__()
@@ -160,6 +164,8 @@ class PhaseCues(nn.Module):
     bin (the same for both channels). Every weight starts at zero, so a trained model
     extended with the cues starts where it was."""
 
+    SILENT = ("encoder.weight", "cosine_scale", "centre_scale")  # at zero, the cues change nothing
+
     def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
         super().__init__()
         self.norm, self.encoder, self.cosine_scale, self.centre_scale = _zero_cue_layers(nb_bins, nb_stems, hidden)
@@ -187,6 +193,8 @@ class LowBandCues(nn.Module):
     convolution over frames, into each stem's logits for the model's bins the band covers.
     The weights that feed the net and the logits start at zero, so a trained model extended
     with the band starts where it was."""
+
+    SILENT = ("encoder.weight", "out.weight", "out.bias")  # at zero, the band changes nothing
 
     def __init__(self, config: ModelConfig, width: int = 64) -> None:
         super().__init__()

@@ -97,6 +97,41 @@ def test_a_checkpoint_lacking_the_local_branch_is_mixed_as_the_fine_tune_extendi
         assert torch.allclose(only_base(mix), load_separator(base)[0](mix), atol=1e-5)
 
 
+def test_a_lacking_checkpoint_borrows_a_part_silenced_so_the_mix_scales_the_trained_part(tmp_path: Path) -> None:
+    base = tmp_path / "base.pt"
+    save(base, _model(8), None, 100)
+    config = load_separator(base, low_band_bins=12)[0].config
+    torch.manual_seed(9)
+    tuned = Separator(config).eval()
+    with torch.no_grad():
+        for parameter in tuned.masknet.low_band.parameters():  # trained-looking: nothing at zero
+            parameter.normal_(0.0, 0.3)
+        tuned.masknet.low_band.norm.running_mean.normal_(-2.0, 0.5)
+    tuned_path = tmp_path / "tuned.pt"
+    save(tuned_path, tuned, None, 500)
+    out = average_main([str(tmp_path / "mix.pt"), str(base), str(tuned_path), "--weights", "1", "3",
+                        "--lend-parts"])
+    model, state = load_separator(out)
+    assert state["lent_parts"] and model.config.low_band_bins == 12
+    mixed, trained, plain = model.state_dict(), tuned.state_dict(), load_separator(base)[0].state_dict()
+    for name, value in mixed.items():
+        if not value.is_floating_point():
+            continue
+        part = name.removeprefix("masknet.low_band.")
+        if part in ("encoder.weight", "out.weight", "out.bias"):  # the base lent them at zero
+            expected = 0.75 * trained[name]
+        elif part != name:  # the rest of the band is the trained one
+            expected = trained[name]
+        else:
+            expected = 0.25 * plain[name] + 0.75 * trained[name]
+        assert torch.allclose(value, expected, atol=1e-6), name
+    with torch.no_grad():  # with no share for the fine-tune, the mix separates exactly as the base did
+        mix = torch.randn(1, 2, 4096) * 0.1
+        only_base = load_separator(average_main([str(tmp_path / "b.pt"), str(base), str(tuned_path),
+                                                 "--weights", "1", "0", "--lend-parts"]))[0]
+        assert torch.allclose(only_base(mix), load_separator(base)[0](mix), atol=1e-5)
+
+
 def test_checkpoints_with_different_local_branches_are_refused(tmp_path: Path) -> None:
     paths = []
     for width in (4, 8):

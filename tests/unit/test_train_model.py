@@ -1,5 +1,7 @@
 """The separation network and its ONNX export, on a tiny configuration."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -248,3 +250,22 @@ def test_a_widened_model_separates_exactly_as_before_and_its_new_channels_can_le
     assert masknet.blocks[0].pointwise1.weight.grad[:16, 16:].abs().max() > 0
     with pytest.raises(ValueError, match="hidden >= 16 and head_rank >= 4, got hidden 12 and head_rank 6"):
         widen(narrow, 12, 6)
+
+
+@pytest.mark.parametrize(("part", "field", "absent"), [("local", "local_width", 0), ("stereo", "stereo_cues", False),
+                                                       ("phase", "phase_cues", False), ("low_band", "low_band_bins", 0)])
+def test_a_part_with_its_silent_weights_at_zero_separates_as_the_model_without_it(part: str, field: str,
+                                                                                  absent: bool | int) -> None:
+    full = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=2,
+                       stereo_cues=True, phase_cues=True, low_band_bins=10)
+    model = _trained_looking(Separator(full))
+    without = Separator(replace(full, **{field: absent})).eval()
+    without.load_state_dict({k: v for k, v in model.state_dict().items()
+                             if not k.startswith(f"masknet.{part}.")})
+    module = getattr(model.masknet, part)
+    mix = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 2, 3000)).astype(np.float32))
+    with torch.no_grad():
+        assert not torch.allclose(model(mix), without(mix), atol=1e-4)
+        for name in module.SILENT:
+            module.get_parameter(name).zero_()
+        assert torch.allclose(model(mix), without(mix), atol=1e-6)
