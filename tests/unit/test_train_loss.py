@@ -21,8 +21,8 @@ def _model(masks: str) -> SimpleNamespace:
     """A stand-in whose mask net gives every bin to stem 0, or to no stem at all."""
     config = ModelConfig()
 
-    def masknet(mix_mag: torch.Tensor, phase: torch.Tensor | None) -> torch.Tensor:
-        assert phase is None  # the stand-in's config has no phase cues
+    def masknet(mix_mag: torch.Tensor, phase: torch.Tensor | None, low_band: torch.Tensor | None) -> torch.Tensor:
+        assert phase is None and low_band is None  # the stand-in's config has no phase cues and no low band
         batch, _, frames = mix_mag.shape
         out = torch.zeros(batch, config.nb_stems, config.nb_channels * config.nb_bins, frames)
         if masks == "first":
@@ -80,7 +80,7 @@ def test_per_stem_loss_makes_leaking_into_a_silent_stem_costly() -> None:
     stems, tilt = _stems(3), torch.ones(2, 5, 1, ModelConfig().nb_bins, 1)
     stems[:, 1:] = 0.0  # only stem 0 sounds
     leak = _model("first")
-    wrong = SimpleNamespace(config=leak.config, masknet=lambda mag, phase: leak.masknet(mag, phase).roll(1, dims=1))  # all to stem 1
+    wrong = SimpleNamespace(config=leak.config, masknet=lambda mag, phase, low: leak.masknet(mag, phase, low).roll(1, dims=1))  # all to stem 1
     plain = float(spectral_loss(wrong, stems, tilt, squared=True))
     floor = 0.1
     per_stem = float(spectral_loss(wrong, stems, tilt, squared=True, stem_floor=floor))
