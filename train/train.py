@@ -59,12 +59,9 @@ def low_band_mix(model: Separator, stems: torch.Tensor, eq: torch.Tensor) -> tor
     """Low-band magnitudes ``(batch, channels * low_band_bins, frames)`` of the mix of
     ``(batch, stems, channels, samples)`` stems, each through its ``random_eq`` gains, read
     linearly between the model's bins at each low-band bin's frequency."""
-    cfg, low_band = model.config, model.low_band
+    cfg = model.config
     batch, nb_stems, channels, samples = stems.shape
-    padded = F.pad(stems.reshape(-1, samples), (low_band.n_fft // 2, low_band.n_fft // 2 + (-samples % cfg.hop)))
-    # torch.stft (an FFT) frames as LowBandSTFT (a convolution) does, several times faster
-    spec = torch.stft(padded, low_band.n_fft, cfg.hop, window=torch.hann_window(low_band.n_fft, dtype=stems.dtype),
-                      center=False, return_complex=True)[:, : cfg.low_band_bins]
+    spec = model.low_band.by_fft(stems.reshape(-1, samples))  # (batch * stems * channels, low bins, frames)
     frames = spec.shape[-1]
     spec = torch.stack([spec.real, spec.imag], dim=1).view(batch, nb_stems, channels, 2, cfg.low_band_bins, frames)
     position = torch.arange(cfg.low_band_bins) / LOW_BAND_RATIO  # in the model's bins
@@ -314,12 +311,9 @@ def train(args: argparse.Namespace) -> None:
         best = float(state.get("best_sdr", -math.inf))
         log.info("resuming from %s at step %d", latest, step)
     else:
+        parts = {name: getattr(args, name) for name in ADDABLE}  # the optional parts the command line asks for
         if args.init is not None:
-            extend = {name: value for name, value in (("local_width", args.local_width),
-                                                      ("stereo_cues", args.stereo_cues),
-                                                      ("phase_cues", args.phase_cues),
-                                                      ("low_band_bins", args.low_band_bins)) if value}
-            model = load_separator(args.init, **extend)[0]
+            model = load_separator(args.init, **{name: value for name, value in parts.items() if value})[0]
             log.info("weights initialized from %s", args.init)
             hidden, head_rank = args.hidden or model.config.hidden, args.head_rank or model.config.head_rank
             if (hidden, head_rank) != (model.config.hidden, model.config.head_rank):
@@ -332,10 +326,7 @@ def train(args: argparse.Namespace) -> None:
                 log.info("stem head %s copied to %s", *pair.split(":"))
         else:
             model = Separator(ModelConfig(hidden=args.hidden or ModelConfig.hidden,
-                                          head_rank=args.head_rank or ModelConfig.head_rank,
-                                          local_width=args.local_width, stereo_cues=args.stereo_cues,
-                                          phase_cues=args.phase_cues,
-                                          low_band_bins=args.low_band_bins)).train()
+                                          head_rank=args.head_rank or ModelConfig.head_rank, **parts)).train()
         step, best, state = 0, -math.inf, {}
         log.info("new run: %s, %d parameters", model.config, sum(p.numel() for p in model.parameters()))
     groups = parameter_groups(model, args.lr_scale)

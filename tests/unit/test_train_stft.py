@@ -62,6 +62,8 @@ def test_the_low_band_is_a_hann_stft_with_the_models_frames(nb_samples: int) -> 
     scale = expected.abs().max()
     assert torch.allclose(low[:, :20], expected.real, atol=1e-5 * scale)
     assert torch.allclose(low[:, 20:], expected.imag, atol=1e-5 * scale)
+    fast = LowBandSTFT(1024, 128, 20).by_fft(signal)  # the training path: the same frames through an FFT
+    assert torch.allclose(torch.cat([fast.real, fast.imag], dim=1), low, atol=1e-5 * scale)
 
 
 def test_low_band_frames_are_centred_on_the_models_and_resolve_a_bin_centre_tone() -> None:
