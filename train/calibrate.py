@@ -7,10 +7,12 @@ to stem ``s``'s logits (the stem gets a larger share of every bin). Both fold ex
 the weights that make the logits, so a calibrated checkpoint has the same architecture, size
 and speed as the one it came from.
 
-The command searches them on the selection sets (``train.score``) and writes the calibrated
-checkpoint: first the temperature over a grid, then rounds of coordinate search, each
-trying every stem's offset one step up and down and keeping a change only when the
-selection figure rises.
+The command searches them on the selection sets (``train.score``, with its ``--metric``) and
+writes the calibrated checkpoint: first the temperature over a grid, then rounds of
+coordinate search, each trying every stem's offset one step up and down and keeping a
+change only when the selection figure rises. The model runs once per song: the calibrated
+logits are ``t * logits + b``, so each trial only redoes the softmax, the inverse STFT and
+the scoring (``SelectionLogits``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from train.model import STEMS, MaskNet, Separator
-from train.score import add_set_arguments, score_model, selection_sets
-from train.train import load_separator, save
+from train.model import STEMS, MaskNet, Separator, stem_softmax
+from train.score import add_set_arguments, selection_sets
+from train.train import check_metric, load_separator, median_figures, save, song_figures
 
 log = logging.getLogger("train.calibrate")
 
@@ -59,6 +62,38 @@ def calibrated(model: Separator, temperature: float, offsets: Mapping[str, float
     copied = copy.deepcopy(model)
     fold_calibration(copied.masknet, temperature, offsets)
     return copied
+
+
+class SelectionLogits:
+    """The selection sets' songs with ``model``'s spectrograms and mask logits, computed once:
+    ``score`` gives ``train.score.score_model(calibrated(model, temperature, offsets), sets,
+    metric)`` without running the model again."""
+
+    @torch.no_grad()
+    def __init__(self, model: Separator, sets: Mapping[str, list[np.ndarray]]) -> None:
+        model.eval()
+        self.model = model
+        self.sets = {}
+        for name, songs in sets.items():
+            self.sets[name] = []
+            for song in songs:
+                stems = np.asarray(song, dtype=np.float32)
+                spec, logits = model.mask_logits(torch.from_numpy(stems.sum(axis=0))[None])
+                self.sets[name].append((stems, spec, logits))
+
+    @torch.no_grad()
+    def score(self, temperature: float, offsets: Mapping[str, float], metric: str = "sdr") -> dict[str, dict[str, float]]:
+        check_metric(metric)
+        bias = torch.tensor([offsets.get(stem, 0.0) for stem in STEMS]).view(1, len(STEMS), 1, 1)
+        scores = {}
+        for name, songs in self.sets.items():
+            figures = []
+            for stems, spec, logits in songs:
+                estimate = self.model.apply_masks(spec, stem_softmax(temperature * logits + bias), stems.shape[-1])
+                figures.append(song_figures(stems, estimate[0].numpy(), metric))
+            scores[name] = median_figures(figures)
+        scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
+        return scores
 
 
 def search(evaluate: Callable[[float, dict[str, float]], float], temperatures: list[float],
@@ -105,16 +140,17 @@ def main(argv: list[str] | None = None) -> tuple[float, dict[str, float], float]
     torch.set_num_threads(args.threads)
     sets = selection_sets(args)
     model, state = load_separator(args.checkpoint)
+    cached = SelectionLogits(model, sets)
 
     def evaluate(temperature: float, offsets: dict[str, float]) -> float:
-        figure = score_model(calibrated(model, temperature, offsets), sets)["selection"]["mean"]
+        figure = cached.score(temperature, offsets, args.metric)["selection"]["mean"]
         log.info("temperature %.2f offsets %s: %.3f dB", temperature, _format(offsets) or "none", figure)
         return figure
 
     temperature, offsets, figure = search(evaluate, args.temperatures, args.offset_step, args.rounds)
     save(args.out, calibrated(model, temperature, offsets), None, int(state["step"]),
          {"calibration": {"source": args.checkpoint.name, "temperature": temperature, "offsets": offsets,
-                          "selection": figure}})
+                          "metric": args.metric, "selection": figure}})
     print(f"{args.out}: temperature {temperature:.2f}, offsets {_format(offsets)}, selection {figure:.2f} dB")
     return temperature, offsets, figure
 

@@ -254,6 +254,11 @@ class MaskNet(nn.Module):
         """``(batch, channels * bins, frames)`` magnitudes (with ``phase_cues`` also the mix's
         ``phase_features``; with ``low_band_bins`` also its low-band magnitudes ``(batch,
         channels * low_band_bins, frames)``) -> masks ``(batch, stems, channels * bins, frames)``."""
+        return stem_softmax(self.logits(magnitude, phase, low_band))
+
+    def logits(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None,
+               low_band: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward``'s per-stem logits, before the softmax across stems."""
         cfg = self.config
         for name, given, used, setting in (
                 ("phase features", phase, cfg.phase_cues, f"phase_cues={cfg.phase_cues}"),
@@ -296,9 +301,13 @@ class MaskNet(nn.Module):
             logits = logits + phase_logits
         if low_band_logits is not None:
             logits = logits + low_band_logits
-        # softmax across stems, written out: ONNX Runtime's Softmax on a middle axis is slow
-        weights = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
-        return weights / weights.sum(dim=1, keepdim=True)
+        return logits
+
+
+def stem_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax across stems (axis 1), written out: ONNX Runtime's Softmax on a middle axis is slow."""
+    weights = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
+    return weights / weights.sum(dim=1, keepdim=True)
 
 
 @torch.no_grad()
@@ -334,6 +343,12 @@ class Separator(nn.Module):
         return spec.view(batch, channels, spec.shape[1], spec.shape[2])
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        spec, logits = self.mask_logits(mix)
+        return self.apply_masks(spec, stem_softmax(logits), mix.shape[-1])
+
+    def mask_logits(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, channels, samples)`` -> (``spectrogram``, the mask net's logits ``(batch,
+        stems, channels * bins, frames)``)."""
         batch, channels, samples = mix.shape
         cfg = self.config
         spec = self.spectrogram(mix)  # (batch, channels, 2 * bins, frames)
@@ -345,7 +360,13 @@ class Separator(nn.Module):
         if self.low_band is not None:
             low_band = low_band_magnitude(self.low_band(mix.reshape(batch * channels, samples)))
             low_band = low_band.view(batch, channels * cfg.low_band_bins, frames)
-        masks = self.masknet(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase, low_band)
+        return spec, self.masknet.logits(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase, low_band)
+
+    def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor, samples: int) -> torch.Tensor:
+        """The ``spectrogram`` of a mix and masks ``(batch, stems, channels * bins, frames)`` ->
+        stems ``(batch, stems, channels, samples)``."""
+        batch, channels, _, frames = spec.shape
+        cfg = self.config
         masks = masks.view(batch, cfg.nb_stems, channels, 1, cfg.nb_bins, frames)
         # masked spectra: (batch, stems, channels, 2, bins, frames) with (real, imag) on axis 3
         masked = masks * spec.view(batch, 1, channels, 2, cfg.nb_bins, frames)

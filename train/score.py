@@ -1,14 +1,16 @@
 """Score checkpoints for selection: ``python -m train.score CHECKPOINT [CHECKPOINT ...]``.
-
-Whole-song SDR per stem (``train.train.validate``: median over the songs that have the stem)
-on two validation sets that the training log never scores: validation songs 12-23 (the
-training soundfonts; the log scores songs 0-11) and the songs rendered with a soundfont no
-training song uses (``make_cache --soundfont``), and with ``--ensemble-cache`` a third set,
-part-writing songs (``make_cache --ensemble``) rendered with that soundfont, and with
-``--unison-cache`` a fourth, unison songs (``make_cache --unison``) rendered with it. A
-checkpoint's selection figure is the mean of the sets' means; the committed checkpoints were
-chosen among a run's snapshots by it (stages 1-5 on the first two sets, stages 6-11 on the
-first three).
+SDR per stem (``train.train.validate``: median over the songs that have the stem) on two
+validation sets that the training log never scores: validation songs 12-23 (the training
+soundfonts; the log scores songs 0-11) and the songs rendered with a soundfont no training
+song uses (``make_cache --soundfont``), and with ``--ensemble-cache`` a third set,
+part-writing songs (``make_cache --ensemble``) rendered with that soundfont, with
+``--unison-cache`` a fourth, unison songs (``make_cache --unison``) rendered with it, and
+with ``--sampled-ensemble-cache`` a fifth, part-writing songs rendered with the training
+soundfonts. A checkpoint's selection figure is the mean of the sets' means. ``--metric sdr``
+(the default) scores each song's plain SDR, ``--metric bss`` its BSS Eval SDR, the quality
+benchmark's figure, which forgives a fixed filtering of a stem and so weighs interference
+from other stems more. The committed checkpoints were chosen among a run's snapshots by the
+plain figure (stages 1-5 on the first two sets, stages 6-11 on the first three).
 """
 
 from __future__ import annotations
@@ -22,17 +24,17 @@ import torch
 
 from train.dataset import SongCache
 from train.model import Separator
-from train.train import load_separator, validate
+from train.train import VALIDATION_METRICS, load_separator, validate
 
 
-def score(checkpoint: Path, sets: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+def score(checkpoint: Path, sets: dict[str, list[np.ndarray]], metric: str = "sdr") -> dict[str, dict[str, float]]:
     """-> {set name: {stem: SDR, "mean": ...}, "selection": {"mean": mean of the sets' means}}."""
-    return score_model(load_separator(checkpoint)[0], sets)
+    return score_model(load_separator(checkpoint)[0], sets, metric)
 
 
-def score_model(model: Separator, sets: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+def score_model(model: Separator, sets: dict[str, list[np.ndarray]], metric: str = "sdr") -> dict[str, dict[str, float]]:
     """``score`` of a loaded model."""
-    scores = {name: validate(model, songs) for name, songs in sets.items()}
+    scores = {name: validate(model, songs, metric) for name, songs in sets.items()}
     scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
     return scores
 
@@ -48,6 +50,10 @@ def add_set_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validation part-writing songs rendered with a soundfont no training song uses")
     parser.add_argument("--unison-cache", type=Path, default=None,
                         help="validation unison songs rendered with a soundfont no training song uses")
+    parser.add_argument("--sampled-ensemble-cache", type=Path, default=None,
+                        help="validation part-writing songs rendered with the training soundfonts")
+    parser.add_argument("--metric", choices=VALIDATION_METRICS, default="sdr",
+                        help="each song's plain SDR, or its BSS Eval SDR as the quality benchmark scores it")
     parser.add_argument("--threads", type=int, default=1)
 
 
@@ -55,7 +61,7 @@ def selection_sets(args: argparse.Namespace) -> dict[str, list[np.ndarray]]:
     """{set name: songs} from the folders of ``add_set_arguments``; exits with a clear message
     when a folder has no songs or too few validation songs."""
     folders = {"valid": args.valid_cache, "unseen": args.unseen_cache, "ensemble": args.ensemble_cache,
-               "unison": args.unison_cache}
+               "unison": args.unison_cache, "sampled-ensemble": args.sampled_ensemble_cache}
     sets = {name: SongCache(folder).songs for name, folder in folders.items() if folder is not None}
     for name, songs in sets.items():
         if not songs:
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[Path, dict[str, dict[str, float]
     sets = selection_sets(args)
     results = {}
     for checkpoint in args.checkpoints:
-        results[checkpoint] = scores = score(checkpoint, sets)
+        results[checkpoint] = scores = score(checkpoint, sets, args.metric)
         print(f"{checkpoint} | " + " | ".join(
             f"{name}: " + " ".join(f"{stem} {value:.2f}" for stem, value in values.items())
             for name, values in scores.items()), flush=True)

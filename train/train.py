@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from train.dataset import RemixSampler, SongCache
-from train.metrics import sdr_db, stem_is_active
+from train.metrics import clip_scores, sdr_db, stem_is_active
 from train.model import (
     LOW_BAND_RATIO,
     MIN_MEAN_MAGNITUDE,
@@ -131,21 +131,46 @@ def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squar
     return errors.mean()
 
 
+VALIDATION_METRICS = ("sdr", "bss")
+
+
 @torch.no_grad()
-def validate(model: Separator, songs: Sequence[np.ndarray]) -> dict[str, float]:
+def validate(model: Separator, songs: Sequence[np.ndarray], metric: str = "sdr") -> dict[str, float]:
     """Median SDR (dB) per stem over held-out ``(stems, channels, samples)`` songs, counting
-    only active stems."""
+    only active stems: with ``metric`` "sdr" each song's plain SDR (``sdr_db``), with "bss"
+    its BSS Eval SDR (``clip_scores``: the quality benchmark's figure)."""
+    check_metric(metric)
     model.eval()
-    scores: dict[str, list[float]] = {stem: [] for stem in STEMS}
+    figures = []
     for song in songs:
         stems = np.asarray(song, dtype=np.float32)  # (stems, channels, samples)
-        mix = stems.sum(axis=0)
-        estimate = model(torch.from_numpy(mix)[None])[0].numpy()
-        for index, stem in enumerate(STEMS):
-            if stem_is_active(stems[index], mix):
-                scores[stem].append(sdr_db(stems[index], estimate[index]))
+        figures.append(song_figures(stems, model(torch.from_numpy(stems.sum(axis=0))[None])[0].numpy(), metric))
     model.train()
-    result = {stem: float(np.median(v)) if v else float("nan") for stem, v in scores.items()}
+    return median_figures(figures)
+
+
+def check_metric(metric: str) -> None:
+    if metric not in VALIDATION_METRICS:
+        raise ValueError(f"metric must be one of {VALIDATION_METRICS}, got {metric!r}")
+
+
+def song_figures(stems: np.ndarray, estimate: np.ndarray, metric: str) -> np.ndarray:
+    """``(stems, channels, samples)`` references and estimates -> ``(stems,)`` dB, NaN where a
+    stem does not count (silent, or with "bss" never active in a frame)."""
+    if metric == "bss":
+        return clip_scores(stems, estimate, SAMPLE_RATE_HZ)["sdr"]
+    mix = stems.sum(axis=0)
+    return np.array([sdr_db(stems[i], estimate[i]) if stem_is_active(stems[i], mix) else np.nan
+                     for i in range(len(STEMS))])
+
+
+def median_figures(figures: Sequence[np.ndarray]) -> dict[str, float]:
+    """Songs' ``song_figures`` -> {stem: median over the songs where it counts, "mean": mean of those}."""
+    table = np.array(figures).reshape(-1, len(STEMS))
+    result = {}
+    for index, stem in enumerate(STEMS):
+        counted = table[:, index][np.isfinite(table[:, index])]
+        result[stem] = float(np.median(counted)) if counted.size else float("nan")
     result["mean"] = float(np.nanmean([result[s] for s in STEMS]))
     return result
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from train.arrange import STEMS
-from train.calibrate import calibrated, fold_calibration, search
+from train.calibrate import SelectionLogits, calibrated, fold_calibration, search
 from train.calibrate import main as calibrate_main
 from train.model import ModelConfig, Separator
-from train.score import score
+from train.score import score, score_model
 from train.train import load_separator, save
 
 CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=2, stereo_cues=True, phase_cues=True,
@@ -93,4 +93,24 @@ def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: P
     model, state = load_separator(out)
     assert state["step"] == 7 and state["calibration"]["temperature"] == temperature
     assert state["calibration"]["offsets"] == offsets and model.config == CONFIG
+    assert state["calibration"]["metric"] == "sdr"
     assert capsys.readouterr().out.startswith(f"{out}: temperature {temperature:.2f}, offsets vocals ")
+
+
+@pytest.mark.parametrize("metric", ["sdr", "bss"])
+def test_scores_from_logits_computed_once_are_those_of_the_calibrated_model(metric: str) -> None:
+    rng = np.random.default_rng(1)
+    sets = {name: [(0.1 * rng.standard_normal((len(STEMS), 2, 44100 + 2000 * i))).astype(np.float32)
+                   for i in range(2)] for name in ("first", "second")}
+    sets["second"][1][STEMS.index("drums")] = 0.0  # a silent stem does not count
+    model = _model()
+    cached = SelectionLogits(model, sets)
+    for temperature, offsets in ((1.0, {}), (0.6, {"bass": 0.5, "other": -0.25})):
+        expected = score_model(calibrated(model, temperature, offsets), sets, metric)
+        got = cached.score(temperature, offsets, metric)
+        assert got.keys() == expected.keys()
+        for name in expected:
+            assert got[name] == pytest.approx(expected[name], abs=1e-3)
+    assert cached.score(0.6, {"bass": 0.5}, metric)["first"]["bass"] != pytest.approx(cached.score(1.0, {}, metric)["first"]["bass"])
+    with pytest.raises(ValueError, match="metric must be one of"):
+        cached.score(1.0, {}, "snr")

@@ -8,7 +8,7 @@ import torch
 
 from train.arrange import STEMS
 from train.model import ModelConfig, Separator, low_band_magnitude, widen
-from train.train import learning_rate, load_separator, low_band_mix, main, random_eq
+from train.train import learning_rate, load_separator, low_band_mix, main, random_eq, validate
 
 
 def _cache(directory: Path) -> Path:
@@ -234,6 +234,17 @@ def test_score_ranks_checkpoints_by_the_mean_of_the_sets(tmp_path: Path, capsys)
     assert four["unison"]["mean"] == pytest.approx(mixed["last"]["mean"])
     assert four["selection"]["mean"] == pytest.approx(
         (three["valid"]["mean"] + three["unseen"]["mean"] + three["ensemble"]["mean"] + four["unison"]["mean"]) / 4)
+    sampled = tmp_path / "sampled"
+    sampled.mkdir()
+    (sampled / "song_0000000.npy").write_bytes((cache / "song_0000000.npy").read_bytes())
+    five = score_main([str(checkpoints[0]), *sets, "--unison-cache", str(unison), "--sampled-ensemble-cache",
+                       str(sampled)])[checkpoints[0]]
+    assert five["sampled-ensemble"]["mean"] == pytest.approx(mixed["first"]["mean"])
+    model = load_separator(checkpoints[0])[0]
+    bss = score_main([str(checkpoints[0]), "--valid-cache", str(cache), "--first-song", "2", "--unseen-cache", str(unseen),
+                      "--metric", "bss"])[checkpoints[0]]
+    assert bss["valid"] == pytest.approx(validate(model, songs[1:], "bss"), nan_ok=True)
+    assert bss["valid"]["mean"] != pytest.approx(scores["valid"]["mean"])
 
 
 def test_fine_tuning_with_a_larger_hidden_or_head_rank_widens_the_checkpoint(tmp_path: Path) -> None:
@@ -283,3 +294,30 @@ def test_the_low_band_of_a_training_mix_is_that_of_its_eqd_stems_summed() -> Non
     tilt = (1 + 0.01 * torch.arange(model.config.nb_bins)).view(1, 1, 1, -1, 1).expand(1, len(STEMS), 1, -1, 1)
     ratio = low_band_mix(model, tone, tilt)[0, 6] / low_band_mix(model, tone, torch.ones_like(tilt))[0, 6]
     assert torch.allclose(ratio, torch.full_like(ratio, 1.015), atol=1e-4)
+
+
+class _Filtered(torch.nn.Module):
+    """Separates one song into its stems through a causal 3-tap moving average: a fixed filtering."""
+
+    def __init__(self, stems: np.ndarray) -> None:
+        super().__init__()
+        kernel = np.ones(3) / 3
+        self.estimate = np.apply_along_axis(lambda x: np.convolve(x, kernel)[: x.size], -1, stems)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.estimate.astype(np.float32))[None]
+
+
+def test_validation_scores_plain_sdr_or_bss_eval_sdr_that_forgives_a_fixed_filter() -> None:
+    stems = np.random.default_rng(0).standard_normal((len(STEMS), 2, 2 * 44100)).astype(np.float32)
+    stems[STEMS.index("piano")] = 0.0
+    model = _Filtered(stems)
+    plain = validate(model, [stems])
+    # white noise minus its 3-tap mean keeps (2/3)^2 + 2 (1/3)^2 = 2/3 of its energy
+    expected = 10 * np.log10(3 / 2)
+    assert [plain[s] for s in ("vocals", "drums", "bass", "other")] == pytest.approx([expected] * 4, abs=0.05)
+    assert np.isnan(plain["piano"]) and plain["mean"] == pytest.approx(expected, abs=0.05)
+    bss = validate(model, [stems], "bss")
+    assert np.isnan(bss["piano"]) and all(bss[s] > 30 for s in ("vocals", "drums", "bass", "other"))
+    with pytest.raises(ValueError, match="metric must be one of \\('sdr', 'bss'\\), got 'snr'"):
+        validate(model, [stems], "snr")
