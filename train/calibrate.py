@@ -3,13 +3,14 @@
 The masks are a softmax across stems of per-stem logits. Two calibrations change them
 without retraining: a temperature ``t`` multiplies every logit (below 1 the stems share a
 bin more evenly, above 1 the likeliest stem takes more of it) and an offset ``b_s`` is added
-to stem ``s``'s logits (the stem gets a larger share of every bin). Both fold exactly into
+to stem ``s``'s logits (the stem gets a larger share of every bin; with ``--band-edges-hz``
+one offset per stem and frequency band). Both fold exactly into
 the weights that make the logits, so a calibrated checkpoint has the same architecture, size
 and speed as the one it came from.
 
 The command searches them on the selection sets (``train.score``, with its ``--metric``) and
 writes the calibrated checkpoint: first the temperature over a grid, then rounds of
-coordinate search, each trying every stem's offset one step up and down and keeping a
+coordinate search, each trying every stem's (and band's) offset one step up and down and keeping a
 change only when the selection figure rises. The model runs once per song: the calibrated
 logits are ``t * logits + b``, so each trial only redoes the softmax, the inverse STFT and
 the scoring (``SelectionLogits``).
@@ -20,28 +21,52 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from train.model import STEMS, MaskNet, Separator, stem_softmax
+from train.model import STEMS, MaskNet, ModelConfig, Separator, stem_softmax
 from train.score import add_set_arguments, selection_sets
-from train.train import check_metric, load_separator, median_figures, save, song_figures
+from train.train import SAMPLE_RATE_HZ, check_metric, load_separator, median_figures, save, song_figures
 
 log = logging.getLogger("train.calibrate")
 
 
-@torch.no_grad()
-def fold_calibration(masknet: MaskNet, temperature: float, offsets: Mapping[str, float]) -> None:
-    """Make ``masknet``'s masks ``softmax(temperature * logits + offsets)`` in place, by scaling
-    every term of the logits and adding the offsets to the per-stem bias."""
-    if not temperature > 0:
-        raise ValueError(f"a mask temperature must be positive, got {temperature}")
+# a stem's offset: one value for every bin, or one per frequency band
+Offsets = Mapping[str, float | Sequence[float]]
+
+
+def offset_bias(config: ModelConfig, offsets: Offsets, band_edges_hz: Sequence[float] = ()) -> torch.Tensor:
+    """-> ``(1, stems, channels * bins, 1)``, each stem's offset in each bin: ``offsets[stem]``
+    is one value for every bin or one value per band, the bands split at ``band_edges_hz``."""
     unknown = set(offsets) - set(STEMS)
     if unknown:
         raise ValueError(f"offsets for unknown stems {sorted(unknown)}; the stems are {STEMS}")
+    if list(band_edges_hz) != sorted(set(band_edges_hz)):
+        raise ValueError(f"band edges must rise, got {list(band_edges_hz)} Hz")
+    frequencies = np.arange(config.nb_bins) * SAMPLE_RATE_HZ / config.n_fft
+    band = torch.from_numpy(np.searchsorted(np.asarray(band_edges_hz, dtype=float), frequencies, side="right"))
+    bias = torch.zeros(len(STEMS), config.nb_bins)
+    for stem, values in offsets.items():
+        values = torch.tensor([values] if isinstance(values, (int, float)) else list(values), dtype=torch.float32)
+        if values.numel() == 1:
+            values = values.expand(len(band_edges_hz) + 1)
+        if values.numel() != len(band_edges_hz) + 1:
+            raise ValueError(f"{stem} has {values.numel()} offsets for {len(band_edges_hz) + 1} bands")
+        bias[STEMS.index(stem)] = values[band]
+    return bias.repeat(1, config.nb_channels).view(1, len(STEMS), config.nb_channels * config.nb_bins, 1)
+
+
+@torch.no_grad()
+def fold_calibration(masknet: MaskNet, temperature: float, offsets: Offsets,
+                     band_edges_hz: Sequence[float] = ()) -> None:
+    """Make ``masknet``'s masks ``softmax(temperature * logits + offset_bias(...))`` in place, by
+    scaling every term of the logits and adding the offsets to the per-stem, per-bin bias."""
+    if not temperature > 0:
+        raise ValueError(f"a mask temperature must be positive, got {temperature}")
+    bias = offset_bias(masknet.config, offsets, band_edges_hz)
     scaled = [masknet.head_out, masknet.head_bias, masknet.skip_scale]
     if masknet.local is not None:
         scaled += [masknet.local.out.weight, masknet.local.out.bias]
@@ -53,21 +78,20 @@ def fold_calibration(masknet: MaskNet, temperature: float, offsets: Mapping[str,
         scaled += [masknet.low_band.out.weight, masknet.low_band.out.bias]
     for weight in scaled:
         weight.mul_(temperature)
-    for stem, offset in offsets.items():
-        masknet.head_bias[:, STEMS.index(stem)] += offset
+    masknet.head_bias += bias
 
 
-def calibrated(model: Separator, temperature: float, offsets: Mapping[str, float]) -> Separator:
+def calibrated(model: Separator, temperature: float, offsets: Offsets, band_edges_hz: Sequence[float] = ()) -> Separator:
     """A calibrated copy of ``model``."""
     copied = copy.deepcopy(model)
-    fold_calibration(copied.masknet, temperature, offsets)
+    fold_calibration(copied.masknet, temperature, offsets, band_edges_hz)
     return copied
 
 
 class SelectionLogits:
     """The selection sets' songs with ``model``'s spectrograms and mask logits, computed once:
-    ``score`` gives ``train.score.score_model(calibrated(model, temperature, offsets), sets,
-    metric)`` without running the model again."""
+    ``score`` gives ``train.score.score_model(calibrated(model, temperature, offsets,
+    band_edges_hz), sets, metric)`` without running the model again."""
 
     @torch.no_grad()
     def __init__(self, model: Separator, sets: Mapping[str, list[np.ndarray]]) -> None:
@@ -82,9 +106,10 @@ class SelectionLogits:
                 self.sets[name].append((stems, spec, logits))
 
     @torch.no_grad()
-    def score(self, temperature: float, offsets: Mapping[str, float], metric: str = "sdr") -> dict[str, dict[str, float]]:
+    def score(self, temperature: float, offsets: Offsets, metric: str = "sdr",
+              band_edges_hz: Sequence[float] = ()) -> dict[str, dict[str, float]]:
         check_metric(metric)
-        bias = torch.tensor([offsets.get(stem, 0.0) for stem in STEMS]).view(1, len(STEMS), 1, 1)
+        bias = offset_bias(self.model.config, offsets, band_edges_hz)
         scores = {}
         for name, songs in self.sets.items():
             figures = []
@@ -96,30 +121,34 @@ class SelectionLogits:
         return scores
 
 
-def search(evaluate: Callable[[float, dict[str, float]], float], temperatures: list[float],
-           offset_step: float, rounds: int) -> tuple[float, dict[str, float], float]:
+def search(evaluate: Callable[[float, dict[str, tuple[float, ...]]], float], temperatures: list[float],
+           offset_step: float, rounds: int, nb_bands: int = 1) -> tuple[float, dict[str, tuple[float, ...]], float]:
     """-> (temperature, offsets, figure) maximizing ``evaluate(temperature, offsets)``: the
     temperature over ``temperatures`` with no offsets, then ``rounds`` of coordinate search on
-    the offsets in steps of ``offset_step``."""
+    each stem's offset in each of ``nb_bands`` bands, in steps of ``offset_step``."""
     figures = {t: evaluate(t, {}) for t in temperatures}
     temperature = max(figures, key=figures.get)
-    offsets, best = {stem: 0.0 for stem in STEMS}, figures[temperature]
+    offsets, best = {stem: (0.0,) * nb_bands for stem in STEMS}, figures[temperature]
     for _ in range(rounds):
         improved = False
         for stem in STEMS:
-            for direction in (1, -1):
-                trial = {**offsets, stem: offsets[stem] + direction * offset_step}
-                figure = evaluate(temperature, trial)
-                if figure > best:
-                    offsets, best, improved = trial, figure, True
-                    break
+            for band in range(nb_bands):
+                for direction in (1, -1):
+                    values = list(offsets[stem])
+                    values[band] += direction * offset_step
+                    trial = {**offsets, stem: tuple(values)}
+                    figure = evaluate(temperature, trial)
+                    if figure > best:
+                        offsets, best, improved = trial, figure, True
+                        break
         if not improved:
             break
     return temperature, offsets, best
 
 
-def _format(offsets: Mapping[str, float]) -> str:
-    return " ".join(f"{stem} {value:+.2f}" for stem, value in offsets.items())
+def _format(offsets: Offsets) -> str:
+    return " ".join(f"{stem} " + "/".join(f"{v:+.2f}" for v in (values if isinstance(values, tuple) else (values,)))
+                    for stem, values in offsets.items())
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -130,11 +159,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
     parser.add_argument("--offset-step", type=float, default=0.25)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--band-edges-hz", type=float, nargs="*", default=[],
+                        help="search each stem's offset in each frequency band split at these frequencies")
     add_set_arguments(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> tuple[float, dict[str, float], float]:
+def main(argv: list[str] | None = None) -> tuple[float, dict[str, tuple[float, ...]], float]:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -142,15 +173,16 @@ def main(argv: list[str] | None = None) -> tuple[float, dict[str, float], float]
     model, state = load_separator(args.checkpoint)
     cached = SelectionLogits(model, sets)
 
-    def evaluate(temperature: float, offsets: dict[str, float]) -> float:
-        figure = cached.score(temperature, offsets, args.metric)["selection"]["mean"]
+    def evaluate(temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
+        figure = cached.score(temperature, offsets, args.metric, args.band_edges_hz)["selection"]["mean"]
         log.info("temperature %.2f offsets %s: %.3f dB", temperature, _format(offsets) or "none", figure)
         return figure
 
-    temperature, offsets, figure = search(evaluate, args.temperatures, args.offset_step, args.rounds)
-    save(args.out, calibrated(model, temperature, offsets), None, int(state["step"]),
+    temperature, offsets, figure = search(evaluate, args.temperatures, args.offset_step, args.rounds,
+                                          len(args.band_edges_hz) + 1)
+    save(args.out, calibrated(model, temperature, offsets, args.band_edges_hz), None, int(state["step"]),
          {"calibration": {"source": args.checkpoint.name, "temperature": temperature, "offsets": offsets,
-                          "metric": args.metric, "selection": figure}})
+                          "band_edges_hz": args.band_edges_hz, "metric": args.metric, "selection": figure}})
     print(f"{args.out}: temperature {temperature:.2f}, offsets {_format(offsets)}, selection {figure:.2f} dB")
     return temperature, offsets, figure
 

@@ -59,6 +59,23 @@ def test_calibration_refuses_a_non_positive_temperature_and_unknown_stems() -> N
         fold_calibration(_model().masknet, 0.0, {})
     with pytest.raises(ValueError, match=r"unknown stems \['guitar'\]"):
         fold_calibration(_model().masknet, 1.0, {"guitar": 1.0})
+    with pytest.raises(ValueError, match="bass has 3 offsets for 2 bands"):
+        fold_calibration(_model().masknet, 1.0, {"bass": (1.0, 0.0, 0.0)}, [150.0])
+    with pytest.raises(ValueError, match=r"band edges must rise, got \[400.0, 150.0\] Hz"):
+        fold_calibration(_model().masknet, 1.0, {"bass": 1.0}, [400.0, 150.0])
+
+
+def test_band_offsets_shift_a_stem_by_one_value_below_an_edge_and_another_above() -> None:
+    model = _model()
+    magnitude = torch.rand(1, 2 * CONFIG.nb_bins, 12) + 0.01
+    masks = _masks(model, magnitude)
+    # bins 0-3 lie below 150 Hz (43.07 Hz apart with a 1024-point STFT at 44.1 kHz), in both channels
+    bias = torch.full((2, CONFIG.nb_bins), -0.5)
+    bias[:, :4] = 1.0
+    expected = masks.log() * 0.8
+    expected[:, STEMS.index("bass")] += bias.reshape(-1, 1)
+    got = _masks(calibrated(model, 0.8, {"bass": (1.0, -0.5), "piano": 0.0}, [150.0]), magnitude)
+    assert torch.allclose(got, torch.softmax(expected, dim=1), atol=1e-5)
 
 
 def test_search_finds_the_temperature_then_the_offsets_that_score_best() -> None:
@@ -66,13 +83,24 @@ def test_search_finds_the_temperature_then_the_offsets_that_score_best() -> None
 
     def evaluate(temperature: float, offsets: dict[str, float]) -> float:
         calls.append((temperature, dict(offsets)))
-        return -(temperature - 0.8) ** 2 - (offsets.get("piano", 0.0) - 0.5) ** 2 - (offsets.get("bass", 0.0) + 0.25) ** 2
+        piano, bass = offsets.get("piano", (0.0,))[0], offsets.get("bass", (0.0,))[0]
+        return -(temperature - 0.8) ** 2 - (piano - 0.5) ** 2 - (bass + 0.25) ** 2
 
     temperature, offsets, figure = search(evaluate, [0.6, 0.8, 1.0], 0.25, rounds=3)
     assert temperature == 0.8
-    assert offsets == {"vocals": 0.0, "drums": 0.0, "bass": -0.25, "piano": 0.5, "other": 0.0}
+    assert offsets == {"vocals": (0.0,), "drums": (0.0,), "bass": (-0.25,), "piano": (0.5,), "other": (0.0,)}
     assert figure == pytest.approx(0.0)
     assert calls[:3] == [(0.6, {}), (0.8, {}), (1.0, {})]
+
+
+def test_search_with_bands_moves_each_band_of_each_stem() -> None:
+    def evaluate(temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
+        low, high = offsets.get("bass", (0.0, 0.0))
+        return -(low - 0.5) ** 2 - (high + 0.25) ** 2
+
+    _, offsets, figure = search(evaluate, [1.0], 0.25, rounds=3, nb_bands=2)
+    assert offsets["bass"] == (0.5, -0.25) and offsets["piano"] == (0.0, 0.0)
+    assert figure == pytest.approx(0.0)
 
 
 def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: Path, capsys) -> None:
@@ -93,7 +121,7 @@ def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: P
     model, state = load_separator(out)
     assert state["step"] == 7 and state["calibration"]["temperature"] == temperature
     assert state["calibration"]["offsets"] == offsets and model.config == CONFIG
-    assert state["calibration"]["metric"] == "sdr"
+    assert state["calibration"]["metric"] == "sdr" and state["calibration"]["band_edges_hz"] == []
     assert capsys.readouterr().out.startswith(f"{out}: temperature {temperature:.2f}, offsets vocals ")
 
 
@@ -105,9 +133,10 @@ def test_scores_from_logits_computed_once_are_those_of_the_calibrated_model(metr
     sets["second"][1][STEMS.index("drums")] = 0.0  # a silent stem does not count
     model = _model()
     cached = SelectionLogits(model, sets)
-    for temperature, offsets in ((1.0, {}), (0.6, {"bass": 0.5, "other": -0.25})):
-        expected = score_model(calibrated(model, temperature, offsets), sets, metric)
-        got = cached.score(temperature, offsets, metric)
+    for temperature, offsets, edges in ((1.0, {}, []), (0.6, {"bass": 0.5, "other": -0.25}, []),
+                                        (1.2, {"bass": (0.5, -1.0)}, [200.0])):
+        expected = score_model(calibrated(model, temperature, offsets, edges), sets, metric)
+        got = cached.score(temperature, offsets, metric, edges)
         assert got.keys() == expected.keys()
         for name in expected:
             assert got[name] == pytest.approx(expected[name], abs=1e-3)
