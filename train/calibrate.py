@@ -21,7 +21,10 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -91,12 +94,14 @@ def calibrated(model: Separator, temperature: float, offsets: Offsets, band_edge
 class SelectionLogits:
     """The selection sets' songs with ``model``'s spectrograms and mask logits, computed once:
     ``score`` gives ``train.score.score_model(calibrated(model, temperature, offsets,
-    band_edges_hz), sets, metric)`` without running the model again."""
+    band_edges_hz), sets, metric)`` without running the model again; with ``workers`` above 1,
+    that many processes score the songs."""
 
     @torch.no_grad()
-    def __init__(self, model: Separator, sets: Mapping[str, list[np.ndarray]]) -> None:
+    def __init__(self, model: Separator, sets: Mapping[str, list[np.ndarray]], workers: int = 1) -> None:
         model.eval()
         self.model = model
+        self.workers = workers
         self.sets = {}
         for name, songs in sets.items():
             self.sets[name] = []
@@ -110,13 +115,20 @@ class SelectionLogits:
               band_edges_hz: Sequence[float] = ()) -> dict[str, dict[str, float]]:
         check_metric(metric)
         bias = offset_bias(self.model.config, offsets, band_edges_hz)
-        scores = {}
+        names, references, estimates = [], [], []
         for name, songs in self.sets.items():
-            figures = []
             for stems, spec, logits in songs:
                 estimate = self.model.apply_masks(spec, stem_softmax(temperature * logits + bias), stems.shape[-1])
-                figures.append(song_figures(stems, estimate[0].numpy(), metric))
-            scores[name] = median_figures(figures)
+                names.append(name)
+                references.append(stems)
+                estimates.append(estimate[0].numpy())
+        if self.workers > 1:
+            with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                     initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                figures = list(pool.map(song_figures, references, estimates, repeat(metric)))
+        else:
+            figures = [song_figures(r, e, metric) for r, e in zip(references, estimates)]
+        scores = {name: median_figures([f for n, f in zip(names, figures) if n == name]) for name in self.sets}
         scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
         return scores
 
@@ -171,7 +183,7 @@ def main(argv: list[str] | None = None) -> tuple[float, dict[str, tuple[float, .
     torch.set_num_threads(args.threads)
     sets = selection_sets(args)
     model, state = load_separator(args.checkpoint)
-    cached = SelectionLogits(model, sets)
+    cached = SelectionLogits(model, sets, args.threads)
 
     def evaluate(temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
         figure = cached.score(temperature, offsets, args.metric, args.band_edges_hz)["selection"]["mean"]

@@ -54,7 +54,8 @@ def add_set_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validation part-writing songs rendered with the training soundfonts")
     parser.add_argument("--metric", choices=VALIDATION_METRICS, default="sdr",
                         help="each song's plain SDR, or its BSS Eval SDR as the quality benchmark scores it")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; train.calibrate scores the songs in as many processes")
 
 
 def selection_sets(args: argparse.Namespace) -> dict[str, list[np.ndarray]]:

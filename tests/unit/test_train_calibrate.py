@@ -143,3 +143,5 @@ def test_scores_from_logits_computed_once_are_those_of_the_calibrated_model(metr
     assert cached.score(0.6, {"bass": 0.5}, metric)["first"]["bass"] != pytest.approx(cached.score(1.0, {}, metric)["first"]["bass"])
     with pytest.raises(ValueError, match="metric must be one of"):
         cached.score(1.0, {}, "snr")
+    in_two_processes = SelectionLogits(model, sets, workers=2).score(0.6, {"bass": 0.5}, metric)
+    assert in_two_processes == cached.score(0.6, {"bass": 0.5}, metric)
