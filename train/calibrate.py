@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from train.model import STEMS, MaskNet, ModelConfig, Separator, stem_softmax
-from train.score import add_set_arguments, selection_sets
+from train.score import add_set_arguments, selection_sets, with_selection
 from train.train import SAMPLE_RATE_HZ, check_metric, load_separator, median_figures, save, song_figures
 
 log = logging.getLogger("train.calibrate")
@@ -53,7 +53,7 @@ def offset_bias(config: ModelConfig, offsets: Offsets, band_edges_hz: Sequence[f
     band = torch.from_numpy(np.searchsorted(np.asarray(band_edges_hz, dtype=float), frequencies, side="right"))
     bias = torch.zeros(len(STEMS), config.nb_bins)
     for stem, values in offsets.items():
-        values = torch.tensor([values] if isinstance(values, (int, float)) else list(values), dtype=torch.float32)
+        values = torch.atleast_1d(torch.as_tensor(values, dtype=torch.float32))
         if values.numel() == 1:
             values = values.expand(len(band_edges_hz) + 1)
         if values.numel() != len(band_edges_hz) + 1:
@@ -128,9 +128,8 @@ class SelectionLogits:
                 figures = list(pool.map(song_figures, references, estimates, repeat(metric)))
         else:
             figures = [song_figures(r, e, metric) for r, e in zip(references, estimates)]
-        scores = {name: median_figures([f for n, f in zip(names, figures) if n == name]) for name in self.sets}
-        scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
-        return scores
+        return with_selection({name: median_figures([f for n, f in zip(names, figures) if n == name])
+                               for name in self.sets})
 
 
 def search(evaluate: Callable[[float, dict[str, tuple[float, ...]]], float], temperatures: list[float],
@@ -159,8 +158,7 @@ def search(evaluate: Callable[[float, dict[str, tuple[float, ...]]], float], tem
 
 
 def _format(offsets: Offsets) -> str:
-    return " ".join(f"{stem} " + "/".join(f"{v:+.2f}" for v in (values if isinstance(values, tuple) else (values,)))
-                    for stem, values in offsets.items())
+    return " ".join(f"{stem} " + "/".join(f"{v:+.2f}" for v in np.atleast_1d(values)) for stem, values in offsets.items())
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
 """Score checkpoints for selection: ``python -m train.score CHECKPOINT [CHECKPOINT ...]``.
+
 SDR per stem (``train.train.validate``: median over the songs that have the stem) on two
 validation sets that the training log never scores: validation songs 12-23 (the training
 soundfonts; the log scores songs 0-11) and the songs rendered with a soundfont no training
@@ -34,9 +35,12 @@ def score(checkpoint: Path, sets: dict[str, list[np.ndarray]], metric: str = "sd
 
 def score_model(model: Separator, sets: dict[str, list[np.ndarray]], metric: str = "sdr") -> dict[str, dict[str, float]]:
     """``score`` of a loaded model."""
-    scores = {name: validate(model, songs, metric) for name, songs in sets.items()}
-    scores["selection"] = {"mean": float(np.mean([s["mean"] for s in scores.values()]))}
-    return scores
+    return with_selection({name: validate(model, songs, metric) for name, songs in sets.items()})
+
+
+def with_selection(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-set scores plus ``"selection"``: the mean of the sets' means."""
+    return {**scores, "selection": {"mean": float(np.mean([s["mean"] for s in scores.values()]))}}
 
 
 def add_set_arguments(parser: argparse.ArgumentParser) -> None:
