@@ -103,8 +103,11 @@ def _source_model(y0: Complex, y1: Complex) -> _SourceModel:
     return _SourceModel(v, r00, r11, r01)
 
 
-def _em_step(y: list[Channels], x: Channels) -> list[Channels]:
-    """One EM refinement; ``y[source][channel]`` and ``x[channel]`` are (batch, bins, frames)."""
+def em_step(y: list[Channels], x: Channels, loading: float = 0.0) -> list[Channels]:
+    """One EM refinement; ``y[source][channel]`` and ``x[channel]`` are (batch, bins, frames).
+    ``loading`` adds that fraction of the mixture covariance's mean diagonal to its diagonal,
+    which keeps its inverse finite where every source sits at one place in the stereo field
+    (openunmix adds none)."""
     x0, x1 = x
     models = [_source_model(y0, y1) for y0, y1 in y]
     # mixture covariance Cxx = sqrt(eps) I + sum_j v_j R_j, Hermitian: (batch, bins, frames)
@@ -113,6 +116,9 @@ def _em_step(y: list[Channels], x: Channels) -> list[Channels]:
     for m in models:
         c00, c11 = c00 + m.v * m.r00, c11 + m.v * m.r11
         c01 = m.r01 * m.v if c01 is None else c01 + m.r01 * m.v
+    if loading:
+        diagonal = (c00 + c11) * (0.5 * loading)
+        c00, c11 = c00 + diagonal, c11 + diagonal
     inverse_det = 1.0 / (c00 * c11 - c01.abs2())  # the determinant of a Hermitian matrix is real
     # z = inv(Cxx) x = [[c11, -c01], [-conj(c01), c00]] x / det, once for all sources
     z0 = (x0 * c11 - c01 * x1) * inverse_det
@@ -141,7 +147,7 @@ def wiener_excerpt(mix: torch.Tensor, magnitudes: torch.Tensor, niter: int) -> t
         x = [c * inverse_scale for c in x]
         y = [[c * inverse_scale for c in source] for source in y]
         for _ in range(niter):
-            y = _em_step(y, x)
+            y = em_step(y, x)
         y = [[c * scale for c in source] for source in y]
     parts = [part[:, None] for source in y for c in source for part in (c.re, c.im)]
     # (batch, sources * channels * 2, bins, frames) -> (batch, sources, channels, 2, bins, frames)

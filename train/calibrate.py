@@ -6,14 +6,16 @@ bin more evenly, above 1 the likeliest stem takes more of it) and an offset ``b_
 to stem ``s``'s logits (the stem gets a larger share of every bin; with ``--band-edges-hz``
 one offset per stem and frequency band). Both fold exactly into
 the weights that make the logits, so a calibrated checkpoint has the same architecture, size
-and speed as the one it came from.
+and speed as the one it came from. A third, ``--wiener-shares``, is the share of the
+spatial Wiener estimate (``train.wiener``) in the stems: a setting of the model's config,
+with no weights.
 
 The command searches them on the selection sets (``train.score``, with its ``--metric``) and
-writes the calibrated checkpoint: first the temperature over a grid, then rounds of
-coordinate search, each trying every stem's (and band's) offset one step up and down and keeping a
-change only when the selection figure rises. The model runs once per song: the calibrated
-logits are ``t * logits + b``, so each trial only redoes the softmax, the inverse STFT and
-the scoring (``SelectionLogits``).
+writes the calibrated checkpoint: first the Wiener share and the temperature over a grid,
+then rounds of coordinate search, each trying every stem's (and band's) offset one step up
+and down and keeping a change only when the selection figure rises. The model runs once per
+song: the calibrated logits are ``t * logits + b``, so each trial only redoes the softmax,
+the Wiener filter, the inverse STFT and the scoring (``SelectionLogits``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import logging
 import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from itertools import repeat
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,6 +43,13 @@ log = logging.getLogger("train.calibrate")
 
 # a stem's offset: one value for every bin, or one per frequency band
 Offsets = Mapping[str, float | Sequence[float]]
+
+
+class Calibration(NamedTuple):
+    wiener_share: float
+    temperature: float
+    offsets: dict[str, tuple[float, ...]]
+    figure: float  # the selection figure it scored
 
 
 def offset_bias(config: ModelConfig, offsets: Offsets, band_edges_hz: Sequence[float] = ()) -> torch.Tensor:
@@ -84,18 +95,22 @@ def fold_calibration(masknet: MaskNet, temperature: float, offsets: Offsets,
     masknet.head_bias += bias
 
 
-def calibrated(model: Separator, temperature: float, offsets: Offsets, band_edges_hz: Sequence[float] = ()) -> Separator:
-    """A calibrated copy of ``model``."""
+def calibrated(model: Separator, temperature: float, offsets: Offsets, band_edges_hz: Sequence[float] = (),
+               wiener_share: float | None = None) -> Separator:
+    """A calibrated copy of ``model``, with ``wiener_share`` as its config's ``spatial_wiener``
+    unless None."""
     copied = copy.deepcopy(model)
     fold_calibration(copied.masknet, temperature, offsets, band_edges_hz)
+    if wiener_share is not None:
+        copied.config = replace(copied.config, spatial_wiener=wiener_share)
     return copied
 
 
 class SelectionLogits:
     """The selection sets' songs with ``model``'s spectrograms and mask logits, computed once:
     ``score`` gives ``train.score.score_model(calibrated(model, temperature, offsets,
-    band_edges_hz), sets, metric)`` without running the model again; with ``workers`` above 1,
-    that many processes score the songs."""
+    band_edges_hz, wiener_share), sets, metric)`` without running the model again; with
+    ``workers`` above 1, that many processes score the songs."""
 
     @torch.no_grad()
     def __init__(self, model: Separator, sets: Mapping[str, list[np.ndarray]], workers: int = 1) -> None:
@@ -111,14 +126,15 @@ class SelectionLogits:
                 self.sets[name].append((stems, spec, logits))
 
     @torch.no_grad()
-    def score(self, temperature: float, offsets: Offsets, metric: str = "sdr",
-              band_edges_hz: Sequence[float] = ()) -> dict[str, dict[str, float]]:
+    def score(self, temperature: float, offsets: Offsets, metric: str = "sdr", band_edges_hz: Sequence[float] = (),
+              wiener_share: float | None = None) -> dict[str, dict[str, float]]:
         check_metric(metric)
         bias = offset_bias(self.model.config, offsets, band_edges_hz)
         names, references, estimates = [], [], []
         for name, songs in self.sets.items():
             for stems, spec, logits in songs:
-                estimate = self.model.apply_masks(spec, stem_softmax(temperature * logits + bias), stems.shape[-1])
+                masks = stem_softmax(temperature * logits + bias)
+                estimate = self.model.apply_masks(spec, masks, stems.shape[-1], wiener_share)
                 names.append(name)
                 references.append(stems)
                 estimates.append(estimate[0].numpy())
@@ -132,14 +148,15 @@ class SelectionLogits:
                                for name in self.sets})
 
 
-def search(evaluate: Callable[[float, dict[str, tuple[float, ...]]], float], temperatures: list[float],
-           offset_step: float, rounds: int, nb_bands: int = 1) -> tuple[float, dict[str, tuple[float, ...]], float]:
-    """-> (temperature, offsets, figure) maximizing ``evaluate(temperature, offsets)``: the
-    temperature over ``temperatures`` with no offsets, then ``rounds`` of coordinate search on
-    each stem's offset in each of ``nb_bands`` bands, in steps of ``offset_step``."""
-    figures = {t: evaluate(t, {}) for t in temperatures}
-    temperature = max(figures, key=figures.get)
-    offsets, best = {stem: (0.0,) * nb_bands for stem in STEMS}, figures[temperature]
+def search(evaluate: Callable[[float, float, dict[str, tuple[float, ...]]], float], temperatures: Sequence[float],
+           offset_step: float, rounds: int, nb_bands: int = 1, wiener_shares: Sequence[float] = (0.0,)) -> Calibration:
+    """The calibration maximizing ``evaluate(wiener_share, temperature, offsets)``: the Wiener
+    share and the temperature over ``wiener_shares`` x ``temperatures`` with no offsets, then
+    ``rounds`` of coordinate search on each stem's offset in each of ``nb_bands`` bands, in
+    steps of ``offset_step``."""
+    figures = {(share, t): evaluate(share, t, {}) for share in wiener_shares for t in temperatures}
+    share, temperature = max(figures, key=figures.get)
+    offsets, best = {stem: (0.0,) * nb_bands for stem in STEMS}, figures[share, temperature]
     for _ in range(rounds):
         improved = False
         for stem in STEMS:
@@ -148,13 +165,13 @@ def search(evaluate: Callable[[float, dict[str, tuple[float, ...]]], float], tem
                     values = list(offsets[stem])
                     values[band] += direction * offset_step
                     trial = {**offsets, stem: tuple(values)}
-                    figure = evaluate(temperature, trial)
+                    figure = evaluate(share, temperature, trial)
                     if figure > best:
                         offsets, best, improved = trial, figure, True
                         break
         if not improved:
             break
-    return temperature, offsets, best
+    return Calibration(share, temperature, offsets, best)
 
 
 def _format(offsets: Offsets) -> str:
@@ -167,6 +184,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
+    parser.add_argument("--wiener-shares", type=float, nargs="+", default=None,
+                        help="shares of the spatial Wiener estimate to try (default: the checkpoint's)")
     parser.add_argument("--offset-step", type=float, default=0.25)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--band-edges-hz", type=float, nargs="*", default=[],
@@ -175,26 +194,33 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> tuple[float, dict[str, tuple[float, ...]], float]:
+def main(argv: list[str] | None = None) -> Calibration:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     sets = selection_sets(args)
     model, state = load_separator(args.checkpoint)
+    shares = args.wiener_shares or [model.config.spatial_wiener]
+    outside = [share for share in shares if not 0 <= share <= 1]
+    if outside:
+        raise SystemExit(f"--wiener-shares must lie from 0 to 1, got {outside}")
     cached = SelectionLogits(model, sets, args.threads)
 
-    def evaluate(temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
-        figure = cached.score(temperature, offsets, args.metric, args.band_edges_hz)["selection"]["mean"]
-        log.info("temperature %.2f offsets %s: %.3f dB", temperature, _format(offsets) or "none", figure)
+    def evaluate(share: float, temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
+        figure = cached.score(temperature, offsets, args.metric, args.band_edges_hz, share)["selection"]["mean"]
+        log.info("wiener share %.2f temperature %.2f offsets %s: %.3f dB", share, temperature,
+                 _format(offsets) or "none", figure)
         return figure
 
-    temperature, offsets, figure = search(evaluate, args.temperatures, args.offset_step, args.rounds,
-                                          len(args.band_edges_hz) + 1)
-    save(args.out, calibrated(model, temperature, offsets, args.band_edges_hz), None, int(state["step"]),
-         {"calibration": {"source": args.checkpoint.name, "temperature": temperature, "offsets": offsets,
-                          "band_edges_hz": args.band_edges_hz, "metric": args.metric, "selection": figure}})
-    print(f"{args.out}: temperature {temperature:.2f}, offsets {_format(offsets)}, selection {figure:.2f} dB")
-    return temperature, offsets, figure
+    found = search(evaluate, args.temperatures, args.offset_step, args.rounds, len(args.band_edges_hz) + 1, shares)
+    save(args.out, calibrated(model, found.temperature, found.offsets, args.band_edges_hz, found.wiener_share),
+         None, int(state["step"]),
+         {"calibration": {"source": args.checkpoint.name, "wiener_share": found.wiener_share,
+                          "temperature": found.temperature, "offsets": found.offsets,
+                          "band_edges_hz": args.band_edges_hz, "metric": args.metric, "selection": found.figure}})
+    print(f"{args.out}: wiener share {found.wiener_share:.2f}, temperature {found.temperature:.2f}, "
+          f"offsets {_format(found.offsets)}, selection {found.figure:.2f} dB")
+    return found
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from train.stft import FactorizedSTFT, LowBandSTFT
+from train.wiener import spatial_wiener
 
 STEMS = ("vocals", "drums", "bass", "piano", "other")
 MIN_MEAN_MAGNITUDE = 1e-5  # a window quieter than this (near silence) is not raised further
@@ -41,15 +42,18 @@ class ModelConfig:
     stereo_cues: bool = False  # per-bin inter-channel level differences as inputs (stereo only)
     phase_cues: bool = False  # per-bin inter-channel phase agreement and centre coherence as inputs
     low_band_bins: int = 0  # lowest bins of a LOW_BAND_RATIO * n_fft STFT as inputs; 0: none
+    spatial_wiener: float = 0.0  # share of train.wiener's spatial Wiener estimate in each stem; 0: masks only
 
     def __post_init__(self) -> None:
         if self.n_fft != 2 * self.hop:
             raise ValueError(f"hop must be n_fft / 2 (sqrt-Hann reconstruction), got {self.n_fft}/{self.hop}")
         if self.nb_stems != len(STEMS):
             raise ValueError(f"nb_stems must be {len(STEMS)} ({STEMS}), got {self.nb_stems}")
-        for cue in ("stereo_cues", "phase_cues"):
+        for cue in ("stereo_cues", "phase_cues", "spatial_wiener"):
             if getattr(self, cue) and self.nb_channels != 2:
                 raise ValueError(f"{cue} needs 2 channels, got nb_channels {self.nb_channels}")
+        if not 0 <= self.spatial_wiener <= 1:
+            raise ValueError(f"spatial_wiener must be a share from 0 to 1, got {self.spatial_wiener}")
         if not 0 <= self.low_band_bins <= LOW_BAND_RATIO * self.hop:
             raise ValueError(f"low_band_bins must be 0 to {LOW_BAND_RATIO * self.hop} (below the low-band STFT's "
                              f"Nyquist bin), got {self.low_band_bins}")
@@ -362,14 +366,18 @@ class Separator(nn.Module):
             low_band = low_band.view(batch, channels * cfg.low_band_bins, frames)
         return spec, self.masknet.logits(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase, low_band)
 
-    def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor, samples: int) -> torch.Tensor:
+    def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor, samples: int,
+                    wiener_share: float | None = None) -> torch.Tensor:
         """The ``spectrogram`` of a mix and masks ``(batch, stems, channels * bins, frames)`` ->
-        stems ``(batch, stems, channels, samples)``."""
+        stems ``(batch, stems, channels, samples)``, with ``wiener_share`` (default: the
+        config's ``spatial_wiener``) of the spatial Wiener estimate."""
         batch, channels, _, frames = spec.shape
         cfg = self.config
         masks = masks.view(batch, cfg.nb_stems, channels, 1, cfg.nb_bins, frames)
-        # masked spectra: (batch, stems, channels, 2, bins, frames) with (real, imag) on axis 3
-        masked = masks * spec.view(batch, 1, channels, 2, cfg.nb_bins, frames)
+        mix = spec.view(batch, 1, channels, 2, cfg.nb_bins, frames)
+        # stem spectra: (batch, stems, channels, 2, bins, frames) with (real, imag) on axis 3
+        share = cfg.spatial_wiener if wiener_share is None else wiener_share
+        masked = spatial_wiener(mix, masks, share)
         masked = masked.reshape(batch * cfg.nb_stems * channels, 2 * cfg.nb_bins, frames)
         stems = self.stft.inverse(masked, samples)  # (batch * stems * channels, samples)
         return stems.view(batch, cfg.nb_stems, channels, samples)

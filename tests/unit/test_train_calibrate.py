@@ -1,5 +1,6 @@
 """Mask calibration: a temperature and per-stem offsets folded exactly into the weights."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,27 +79,28 @@ def test_band_offsets_shift_a_stem_by_one_value_below_an_edge_and_another_above(
     assert torch.allclose(got, torch.softmax(expected, dim=1), atol=1e-5)
 
 
-def test_search_finds_the_temperature_then_the_offsets_that_score_best() -> None:
+def test_search_finds_the_wiener_share_and_temperature_then_the_offsets_that_score_best() -> None:
     calls = []
 
-    def evaluate(temperature: float, offsets: dict[str, float]) -> float:
-        calls.append((temperature, dict(offsets)))
+    def evaluate(share: float, temperature: float, offsets: dict[str, float]) -> float:
+        calls.append((share, temperature, dict(offsets)))
         piano, bass = offsets.get("piano", (0.0,))[0], offsets.get("bass", (0.0,))[0]
-        return -(temperature - 0.8) ** 2 - (piano - 0.5) ** 2 - (bass + 0.25) ** 2
+        return -(share - 0.5) ** 2 - (temperature - 0.8) ** 2 - (piano - 0.5) ** 2 - (bass + 0.25) ** 2
 
-    temperature, offsets, figure = search(evaluate, [0.6, 0.8, 1.0], 0.25, rounds=3)
-    assert temperature == 0.8
+    share, temperature, offsets, figure = search(evaluate, [0.6, 0.8, 1.0], 0.25, rounds=3, wiener_shares=[0.0, 0.5])
+    assert (share, temperature) == (0.5, 0.8)
     assert offsets == {"vocals": (0.0,), "drums": (0.0,), "bass": (-0.25,), "piano": (0.5,), "other": (0.0,)}
     assert figure == pytest.approx(0.0)
-    assert calls[:3] == [(0.6, {}), (0.8, {}), (1.0, {})]
+    assert calls[:6] == [(s, t, {}) for s in (0.0, 0.5) for t in (0.6, 0.8, 1.0)]
+    assert all(call[:2] == (0.5, 0.8) for call in calls[6:])
 
 
 def test_search_with_bands_moves_each_band_of_each_stem() -> None:
-    def evaluate(temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
+    def evaluate(share: float, temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
         low, high = offsets.get("bass", (0.0, 0.0))
         return -(low - 0.5) ** 2 - (high + 0.25) ** 2
 
-    _, offsets, figure = search(evaluate, [1.0], 0.25, rounds=3, nb_bands=2)
+    _, _, offsets, figure = search(evaluate, [1.0], 0.25, rounds=3, nb_bands=2)
     assert offsets["bass"] == (0.5, -0.25) and offsets["piano"] == (0.0, 0.0)
     assert figure == pytest.approx(0.0)
 
@@ -113,16 +115,21 @@ def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: P
     save(source, _model(), None, 7)
     out = tmp_path / "calibrated.pt"
     sets = ["--valid-cache", str(cache), "--first-song", "1", "--unseen-cache", str(cache)]
-    temperature, offsets, figure = calibrate_main([str(source), "--out", str(out), "--temperatures", "0.5", "1.0",
-                                                   "--rounds", "1", *sets])
+    share, temperature, offsets, figure = calibrate_main([str(source), "--out", str(out), "--temperatures", "0.5",
+                                                          "1.0", "--wiener-shares", "0", "0.5", "--rounds", "1", *sets])
     assert score(out, {"valid": [np.load(cache / f"song_{i:07d}.npy") for i in (1, 2)],
                        "unseen": [np.load(cache / f"song_{i:07d}.npy") for i in (0, 1, 2)]})["selection"]["mean"] \
         == pytest.approx(figure, abs=1e-4)
     model, state = load_separator(out)
     assert state["step"] == 7 and state["calibration"]["temperature"] == temperature
-    assert state["calibration"]["offsets"] == offsets and model.config == CONFIG
+    assert state["calibration"]["offsets"] == offsets and state["calibration"]["wiener_share"] == share
+    assert model.config == replace(CONFIG, spatial_wiener=share)
     assert state["calibration"]["metric"] == "sdr" and state["calibration"]["band_edges_hz"] == []
-    assert capsys.readouterr().out.startswith(f"{out}: temperature {temperature:.2f}, offsets vocals ")
+    assert capsys.readouterr().out.startswith(f"{out}: wiener share {share:.2f}, temperature {temperature:.2f}, "
+                                              "offsets vocals ")
+    with pytest.raises(SystemExit, match=r"--wiener-shares must lie from 0 to 1, got \[1.5\]"):
+        calibrate_main([str(source), "--out", str(tmp_path / "bad.pt"), "--wiener-shares", "0.5", "1.5", *sets])
+    assert not (tmp_path / "bad.pt").exists()
 
 
 @pytest.mark.parametrize("metric", ["sdr", "bss"])
@@ -133,10 +140,10 @@ def test_scores_from_logits_computed_once_are_those_of_the_calibrated_model(metr
     sets["second"][1][STEMS.index("drums")] = 0.0  # a silent stem does not count
     model = _model()
     cached = SelectionLogits(model, sets)
-    for temperature, offsets, edges in ((1.0, {}, []), (0.6, {"bass": 0.5, "other": -0.25}, []),
-                                        (1.2, {"bass": (0.5, -1.0)}, [200.0])):
-        expected = score_model(calibrated(model, temperature, offsets, edges), sets, metric)
-        got = cached.score(temperature, offsets, metric, edges)
+    for temperature, offsets, edges, share in ((1.0, {}, [], None), (0.6, {"bass": 0.5, "other": -0.25}, [], 0.0),
+                                               (1.2, {"bass": (0.5, -1.0)}, [200.0], 0.5)):
+        expected = score_model(calibrated(model, temperature, offsets, edges, share), sets, metric)
+        got = cached.score(temperature, offsets, metric, edges, share)
         assert got.keys() == expected.keys()
         for name in expected:
             assert got[name] == pytest.approx(expected[name], abs=1e-3)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from train.export_onnx import export_onnx, max_parity_error
-from train.model import STEMS, ModelConfig, Separator, phase_features, widen
+from train.model import STEMS, ModelConfig, Separator, phase_features, stem_softmax, widen
 
 TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
 TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=3)
@@ -15,6 +15,8 @@ TINY_STEREO = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=
 TINY_PHASE = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True,
                          phase_cues=True)
 TINY_LOW = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), low_band_bins=10)
+TINY_WIENER = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True,
+                          spatial_wiener=0.5)
 
 
 def _trained_looking(model: Separator) -> Separator:
@@ -40,9 +42,10 @@ def test_masks_are_a_partition_of_unity() -> None:
     assert masks.std() > 0.05  # the stems do get different masks
 
 
+@pytest.mark.parametrize("config", [TINY, TINY_WIENER], ids=["masks", "with-spatial-wiener"])
 @pytest.mark.parametrize("nb_samples", [2000, 2048])
-def test_stems_sum_to_the_mix(nb_samples: int) -> None:
-    model = _trained_looking(Separator(TINY))
+def test_stems_sum_to_the_mix(nb_samples: int, config: ModelConfig) -> None:
+    model = _trained_looking(Separator(config))
     mix = torch.randn(2, 2, nb_samples, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         stems = model(mix)
@@ -51,7 +54,8 @@ def test_stems_sum_to_the_mix(nb_samples: int) -> None:
     assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
 
 
-@pytest.mark.parametrize("config", [TINY_STEREO, TINY_PHASE, TINY_LOW], ids=["stereo-cues", "phase-cues", "low-band"])
+@pytest.mark.parametrize("config", [TINY_STEREO, TINY_PHASE, TINY_LOW, TINY_WIENER],
+                         ids=["stereo-cues", "phase-cues", "low-band", "spatial-wiener"])
 @pytest.mark.parametrize("gain", [0.02, 5.0])
 def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(gain: float, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
@@ -68,8 +72,9 @@ def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(ga
                               model.masknet(gain * magnitude, phase, None if low is None else gain * low), atol=1e-6)
 
 
-@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO, TINY_PHASE, TINY_LOW],
-                         ids=["temporal", "with-local-branch", "with-stereo-cues", "with-phase-cues", "with-low-band"])
+@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO, TINY_PHASE, TINY_LOW, TINY_WIENER],
+                         ids=["temporal", "with-local-branch", "with-stereo-cues", "with-phase-cues", "with-low-band",
+                              "with-spatial-wiener"])
 def test_onnx_export_matches_pytorch(tmp_path, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
     path = tmp_path / "model.onnx"
@@ -131,6 +136,8 @@ def test_stereo_cues_need_two_channels() -> None:
         ModelConfig(nb_channels=1, stereo_cues=True)
     with pytest.raises(ValueError, match="phase_cues needs 2 channels, got nb_channels 1"):
         ModelConfig(nb_channels=1, phase_cues=True)
+    with pytest.raises(ValueError, match="spatial_wiener needs 2 channels, got nb_channels 1"):
+        ModelConfig(nb_channels=1, spatial_wiener=0.5)
 
 
 def _phase_features_of(left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,6 +238,22 @@ def test_config_rejects_bad_hop_and_stem_count() -> None:
         ModelConfig(nb_stems=4)
     with pytest.raises(ValueError, match="low_band_bins must be 0 to 512 .*, got 513"):
         ModelConfig(n_fft=256, hop=128, low_band_bins=513)
+    with pytest.raises(ValueError, match="spatial_wiener must be a share from 0 to 1, got 1.5"):
+        ModelConfig(spatial_wiener=1.5)
+
+
+def test_the_spatial_wiener_share_moves_the_stems_of_a_panned_mix() -> None:
+    masks_only = _trained_looking(Separator(replace(TINY_WIENER, spatial_wiener=0.0)))
+    blended = Separator(TINY_WIENER).eval()
+    blended.load_state_dict(masks_only.state_dict())
+    left = torch.randn(1, 1, 4096, generator=torch.Generator().manual_seed(4))
+    mix = torch.cat([left, 0.3 * left], dim=1) + 0.2 * torch.randn(1, 2, 4096, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        stems, filtered = masks_only(mix), blended(mix)
+        masks = stem_softmax(masks_only.mask_logits(mix)[1])
+        spec = masks_only.spectrogram(mix)
+        assert torch.allclose(blended.apply_masks(spec, masks, 4096, wiener_share=0.0), stems, atol=1e-5)
+    assert (filtered - stems).abs().max() > 1e-2
 
 
 def test_a_widened_model_separates_exactly_as_before_and_its_new_channels_can_learn() -> None:

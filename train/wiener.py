@@ -1,0 +1,47 @@
+"""A spatial (multichannel) Wiener filter on top of a separator's masks.
+
+A mask scales each channel of a time-frequency bin on its own. The stems of a stereo mix
+also differ in where they sit in the stereo field, and a filter that reads both channels
+together can use that: from the masked mix, each stem gets a power per bin and frame and a
+2x2 spatial covariance per bin (over the window's frames), and one expectation-maximization
+step of the multichannel Wiener filter (``export.wiener_graph.em_step``, Open-Unmix's
+post-filter) takes the stem out of both channels at once, so a bass panned left is drawn
+from the left channel and a voice in the centre from both.
+
+The filters sum to the identity but for their regularization; the part of the mix they
+leave is shared out by the masks, so the stems still sum to the mix exactly. ``share``
+blends the filtered stems with the masked mix.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from export.wiener_graph import Complex, em_step
+
+LOADING = 1e-3  # diagonal loading of the mix covariance, relative to its mean power
+MIN_LEVEL = 1e-5  # a window whose mean magnitude is below this (near silence) is not raised further
+
+
+def spatial_wiener(mix: torch.Tensor, masks: torch.Tensor, share: float) -> torch.Tensor:
+    """A mix spectrum ``(batch, 1, channels, 2, bins, frames)`` (axis 3: real, imaginary)
+    and masks ``(batch, stems, channels, 1, bins, frames)`` -> stem spectra ``(batch, stems,
+    channels, 2, bins, frames)``: ``share`` of the spatial Wiener estimate plus ``1 - share``
+    of the masked mix. Stereo only, unless ``share`` is 0."""
+    masked = masks * mix
+    if share == 0:
+        return masked
+    batch, nb_stems, nb_channels, _, nb_bins, nb_frames = masked.shape
+    if nb_channels != 2:
+        raise ValueError(f"a spatial Wiener filter needs 2 channels, got {nb_channels}")
+    # at mean magnitude 1, so the filter's absolute floors weigh alike for a quiet and a loud mix
+    level = torch.sqrt(mix[:, :, :, 0] ** 2 + mix[:, :, :, 1] ** 2).mean(dim=(1, 2, 3, 4)).clamp(min=MIN_LEVEL)
+    inverse_level = (1.0 / level)[:, None, None]  # (batch, 1, 1) against (batch, bins, frames)
+    x = [Complex(mix[:, 0, c, 0], mix[:, 0, c, 1]) * inverse_level for c in range(nb_channels)]
+    y = [[Complex(masked[:, j, c, 0], masked[:, j, c, 1]) * inverse_level for c in range(nb_channels)]
+         for j in range(nb_stems)]
+    parts = [part[:, None] for source in em_step(y, x, LOADING) for c in source for part in (c.re, c.im)]
+    filtered = torch.cat(parts, dim=1).reshape(batch, nb_stems, nb_channels, 2, nb_bins, nb_frames)
+    filtered = filtered * level.view(batch, 1, 1, 1, 1, 1)
+    filtered = filtered + masks * (mix - filtered.sum(dim=1, keepdim=True))
+    return share * filtered + (1 - share) * masked
