@@ -127,6 +127,12 @@ def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: P
     assert state["calibration"]["metric"] == "sdr" and state["calibration"]["band_edges_hz"] == []
     assert capsys.readouterr().out.startswith(f"{out}: wiener share {share:.2f}, temperature {temperature:.2f}, "
                                               "offsets vocals ")
+    with_filter = tmp_path / "with_filter.pt"
+    save(with_filter, calibrated(_model(), 1.0, {}, wiener_share=0.3), None, 7)
+    again = calibrate_main([str(with_filter), "--out", str(tmp_path / "again.pt"), "--temperatures", "1.0",
+                            "--rounds", "0", *sets])
+    assert again.wiener_share == 0.3  # without --wiener-shares the checkpoint keeps its own
+    assert load_separator(tmp_path / "again.pt")[0].config.spatial_wiener == 0.3
     with pytest.raises(SystemExit, match=r"--wiener-shares must lie from 0 to 1, got \[1.5\]"):
         calibrate_main([str(source), "--out", str(tmp_path / "bad.pt"), "--wiener-shares", "0.5", "1.5", *sets])
     assert not (tmp_path / "bad.pt").exists()
