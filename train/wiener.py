@@ -10,7 +10,8 @@ from the left channel and a voice in the centre from both.
 
 The filters sum to the identity but for their regularization; the part of the mix they
 leave is shared out by the masks, so the stems still sum to the mix exactly. ``share``
-blends the filtered stems with the masked mix.
+blends the filtered stems with the masked mix. The filter has no weights: training fits the
+masks alone (``train.train.spectral_loss``), and the filter works on whatever masks it gets.
 """
 
 from __future__ import annotations
