@@ -127,17 +127,25 @@ def em_step(y: list[Channels], x: Channels, loading: float = 0.0) -> list[Channe
     return [[(z0 * m.r00 + m.r01 * z1) * m.v, (m.r01.conj_mul(z0) + z1 * m.r11) * m.v] for m in models]
 
 
-def _channels(spec: torch.Tensor) -> Channels:
+def channels(spec: torch.Tensor) -> Channels:
     """``(batch, channels, 2, bins, frames)`` -> one (batch, bins, frames) pair per channel."""
     return [Complex(spec[:, c, 0], spec[:, c, 1]) for c in range(spec.shape[1])]
+
+
+def stacked(sources: list[Channels]) -> torch.Tensor:
+    """``sources[source][channel]`` pairs -> ``(batch, sources, channels, 2, bins, frames)``."""
+    batch, nb_bins, nb_frames = sources[0][0].re.shape
+    parts = [part[:, None] for source in sources for c in source for part in (c.re, c.im)]
+    # (batch, sources * channels * 2, bins, frames) -> (batch, sources, channels, 2, bins, frames)
+    return torch.cat(parts, dim=1).reshape(batch, len(sources), len(sources[0]), 2, nb_bins, nb_frames)
 
 
 def wiener_excerpt(mix: torch.Tensor, magnitudes: torch.Tensor, niter: int) -> torch.Tensor:
     """``openunmix.filtering.wiener(..., softmask=False, residual=False)`` on a batch:
     ``(batch, channels, 2, bins, frames)`` and ``(batch, sources, channels, bins, frames)``
     -> ``(batch, sources, channels, 2, bins, frames)``."""
-    nb_sources, nb_channels, nb_bins, nb_frames = magnitudes.shape[1:]
-    x = [_unsilence(channel) for channel in _channels(mix)]
+    nb_sources, nb_channels = magnitudes.shape[1:3]
+    x = [_unsilence(channel) for channel in channels(mix)]
     sources = [[magnitudes[:, j, c] for c in range(nb_channels)] for j in range(nb_sources)]
     y = _initial_estimates(x, sources)
     if niter:
@@ -149,9 +157,7 @@ def wiener_excerpt(mix: torch.Tensor, magnitudes: torch.Tensor, niter: int) -> t
         for _ in range(niter):
             y = em_step(y, x)
         y = [[c * scale for c in source] for source in y]
-    parts = [part[:, None] for source in y for c in source for part in (c.re, c.im)]
-    # (batch, sources * channels * 2, bins, frames) -> (batch, sources, channels, 2, bins, frames)
-    return torch.cat(parts, dim=1).reshape(-1, nb_sources, nb_channels, 2, nb_bins, nb_frames)
+    return stacked(y)
 
 
 def wiener_windows(mix: torch.Tensor, magnitudes: torch.Tensor, *, niter: int, window_frames: int) -> torch.Tensor:

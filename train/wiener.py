@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from export.wiener_graph import Complex, em_step
+from export.wiener_graph import channels, em_step, stacked
 
 LOADING = 1e-3  # diagonal loading of the mix covariance, relative to its mean power
 MIN_LEVEL = 1e-5  # a window whose mean magnitude is below this (near silence) is not raised further
@@ -32,17 +32,13 @@ def spatial_wiener(mix: torch.Tensor, masks: torch.Tensor, share: float) -> torc
     masked = masks * mix
     if share == 0:
         return masked
-    batch, nb_stems, nb_channels, _, nb_bins, nb_frames = masked.shape
-    if nb_channels != 2:
-        raise ValueError(f"a spatial Wiener filter needs 2 channels, got {nb_channels}")
+    if mix.shape[2] != 2:
+        raise ValueError(f"a spatial Wiener filter needs 2 channels, got {mix.shape[2]}")
     # at mean magnitude 1, so the filter's absolute floors weigh alike for a quiet and a loud mix
     level = torch.sqrt(mix[:, :, :, 0] ** 2 + mix[:, :, :, 1] ** 2).mean(dim=(1, 2, 3, 4)).clamp(min=MIN_LEVEL)
-    inverse_level = (1.0 / level)[:, None, None]  # (batch, 1, 1) against (batch, bins, frames)
-    x = [Complex(mix[:, 0, c, 0], mix[:, 0, c, 1]) * inverse_level for c in range(nb_channels)]
-    y = [[Complex(masked[:, j, c, 0], masked[:, j, c, 1]) * inverse_level for c in range(nb_channels)]
-         for j in range(nb_stems)]
-    parts = [part[:, None] for source in em_step(y, x, LOADING) for c in source for part in (c.re, c.im)]
-    filtered = torch.cat(parts, dim=1).reshape(batch, nb_stems, nb_channels, 2, nb_bins, nb_frames)
-    filtered = filtered * level.view(batch, 1, 1, 1, 1, 1)
+    level = level.view(-1, 1, 1, 1, 1, 1)
+    x = channels(mix[:, 0] / level[:, 0])
+    y = [channels(stem) for stem in (masked / level).unbind(dim=1)]
+    filtered = stacked(em_step(y, x, LOADING)) * level
     filtered = filtered + masks * (mix - filtered.sum(dim=1, keepdim=True))
     return share * filtered + (1 - share) * masked
