@@ -32,11 +32,11 @@ def _part(node_name: str) -> str:
 
 
 def _export(architecture: str, folder: Path) -> tuple[Path, int]:
-    from export.architectures import get_architecture
-    from export.checkpoints import load_checkpoint
-    from export.exporter import build_graph
-    from export.onnx_export import export_onnx
-    from export.synthetic import random_checkpoint
+    from stemserve.export.architectures import get_architecture
+    from stemserve.export.checkpoints import load_checkpoint
+    from stemserve.export.exporter import build_graph
+    from stemserve.export.onnx_export import export_onnx
+    from stemserve.export.synthetic import random_checkpoint
 
     arch = get_architecture(architecture)
     graph, _, segment_samples = build_graph(load_checkpoint(arch, random_checkpoint(arch, folder / "checkpoint", SEED)))
@@ -45,9 +45,8 @@ def _export(architecture: str, folder: Path) -> tuple[Path, int]:
 
 def profile(architecture: str, threads: int) -> dict[str, object]:
     import onnxruntime as ort
-
-    from export.onnx_export import parity_signal, session_options
-    from stemserve.model_config import INPUT_NAME
+    from stemserve.core.model_config import INPUT_NAME
+    from stemserve.export.onnx_export import parity_signal, session_options
 
     with tempfile.TemporaryDirectory(prefix="stemserve-profile-") as scratch:
         path, segment_samples = _export(architecture, Path(scratch))

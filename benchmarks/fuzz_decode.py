@@ -25,10 +25,10 @@ import numpy as np
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stemserve.core.errors import InvalidAudioError
+from stemserve.preprocess.decode import DecodeLimits, decode
 
 from benchmarks import report
-from preprocess.decode import DecodeLimits, decode
-from stemserve.errors import InvalidAudioError
 
 BASES = [
     ("WAV", "PCM_16", 44_100, 2),

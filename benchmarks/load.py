@@ -25,15 +25,15 @@ import time
 from pathlib import Path
 
 import grpc
+from stemserve.client import StemserveClient
+from stemserve.client.client import RemoteError
+from stemserve.core.settings import Settings
+from stemserve.pipeline.options import DEFAULT_MODEL, SeparationOptions
+from stemserve.server.triton.process import TritonConfig, TritonProcess
 
 from benchmarks import report
-from client import StemserveClient
-from client.client import RemoteError
-from server.serve_process import free_port, serve_process
-from server.triton.process import TritonConfig, TritonProcess
 from stemserve.example import example_wav_bytes
-from stemserve.options import DEFAULT_MODEL, SeparationOptions
-from stemserve.settings import Settings
+from tests.integration.serve_process import free_port, serve_process
 
 MEMORY_DRIFT_LIMIT = 0.10
 

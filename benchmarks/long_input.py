@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import soundfile as sf
+from stemserve.pipeline.options import DEFAULT_MODEL
 
 from benchmarks import report
 from stemserve.example import SAMPLE_RATE_HZ, example_mix
-from stemserve.options import DEFAULT_MODEL
 
 AUDIO = Path(__file__).resolve().parent / "audio"
 TARGET_PEAK_MB = 1_500
@@ -47,11 +47,11 @@ def long_song(minutes: int) -> Path:
 
 def child(path: Path, model: str) -> None:
     """Separate ``path`` in this process and print its figures as JSON."""
-    from server.backends.local import LocalBackend
-    from stemserve.model_config import load_model
-    from stemserve.options import SeparationOptions
-    from stemserve.pipeline import separate
-    from stemserve.settings import Settings
+    from stemserve.backends.local import LocalBackend
+    from stemserve.core.model_config import load_model
+    from stemserve.core.settings import Settings
+    from stemserve.pipeline.options import SeparationOptions
+    from stemserve.pipeline.run import separate
 
     backend = LocalBackend(load_model(Settings.load().model_repository, model))
     backend.warm_up()

@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stemserve.backends.local import LocalBackend
+from stemserve.core.model_config import load_model
+from stemserve.core.settings import Settings
+from stemserve.pipeline.options import DEFAULT_MODEL, SeparationOptions
+from stemserve.pipeline.run import separate
 
 from benchmarks import report
-from server.backends.local import LocalBackend
 from stemserve.example import example_wav_bytes
-from stemserve.model_config import load_model
-from stemserve.options import DEFAULT_MODEL, SeparationOptions
-from stemserve.pipeline import separate
-from stemserve.settings import Settings
 
 log = logging.getLogger(__name__)
 TARGET_OUTSIDE_SHARE = 0.10

@@ -1,6 +1,6 @@
 """Separation quality of stemserve-small: ``python -m benchmarks.quality [--songs N]``.
 
-SDR / SIR / SAR per stem (``train.metrics``: BSS Eval with fast_bss_eval, median over 1-s
+SDR / SIR / SAR per stem (``stemserve.train.metrics``: BSS Eval with fast_bss_eval, median over 1-s
 frames, then median over clips) of the served model beside the oracle ratio mask and a
 DSP baseline (``benchmarks.quality_methods``), on (a) held-out generated songs and (b)
 multi-part pieces of the music21 corpus, both rendered with a soundfont no training song
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from stemserve.train.arrange import STEMS
+from stemserve.train.metrics import METRICS, clip_scores
+from stemserve.train.render import TRAIN_SOUNDFONTS, StemRenderer
 
 from benchmarks.quality_methods import ModelSeparator, dsp_baseline, oracle_ratio_mask
 from benchmarks.quality_report import write_listening_report
 from benchmarks.quality_sets import EVAL_SOUNDFONT, SAMPLE_RATE_HZ, corpus_clips, generated_clips
 from benchmarks.report import RESULTS, write
-from train.arrange import STEMS
-from train.metrics import METRICS, clip_scores
-from train.render import TRAIN_SOUNDFONTS, StemRenderer
 
 log = logging.getLogger("benchmarks.quality")
 TARGET_AVERAGE_SDR_DB = 5.0

@@ -1,7 +1,7 @@
 """The three separators the quality benchmark compares on the same audio.
 
 - ``model``: the served ONNX model, run window by window with the front end's chunking
-  and overlap-add (``preprocess.chunk``).
+  and overlap-add (``stemserve.preprocess.chunk``).
 - ``oracle``: the ideal ratio mask |S_i| / sum_j |S_j| on the model's own STFT (1024-point
   sqrt-Hann, hop 512): the best any mask of that STFT can do, computed from the true stems.
 - ``baseline``: DSP without learning. Bass: everything below ~150 Hz. Drums: the percussive
@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.ndimage import median_filter
-
-from preprocess.chunk import WindowPlan, separate_windows
-from server.backends.local import LocalBackend
-from stemserve.model_config import load_model
-from train.stft import FactorizedSTFT
+from stemserve.backends.local import LocalBackend
+from stemserve.core.model_config import load_model
+from stemserve.preprocess.chunk import WindowPlan, separate_windows
+from stemserve.train.stft import FactorizedSTFT
 
 N_FFT, HOP = 1024, 512
 _STFT = FactorizedSTFT(N_FFT, HOP)

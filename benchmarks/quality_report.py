@@ -12,8 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import soundfile as sf
-
-from train.arrange import STEMS
+from stemserve.train.arrange import STEMS
 
 
 def _spectrogram_png(signal: np.ndarray, sample_rate_hz: int, path: Path, title: str) -> None:

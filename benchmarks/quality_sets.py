@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from train.arrange import STEMS, Note, Part, generate_song
-from train.render import StemRenderer, render_song
-from train.singer import sing
+from stemserve.train.arrange import STEMS, Note, Part, generate_song
+from stemserve.train.render import StemRenderer, render_song
+from stemserve.train.singer import sing
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """stemserve's in-process path against the packages' own inference, on one generated song.
 
 Same architecture, same random full-size weights (saved in the package's own checkpoint
-format, then exported with ``python -m export``), same input:
+format, then exported with ``python -m stemserve.export``), same input:
 
-- HT-Demucs: stemserve (``stemserve.pipeline.separate`` + ``LocalBackend``) against
+- HT-Demucs: stemserve (``stemserve.pipeline.run.separate`` + ``LocalBackend``) against
   ``demucs.apply.apply_model(shifts=1, overlap=0.25)``, the segment of the model.
   Targets: >= 2x faster, <= 50 % of demucs's peak memory.
 - Open-Unmix: stemserve against ``openunmix.model.Separator(niter=1)`` on the whole track.
@@ -48,10 +48,10 @@ def _figures(wall: float) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- workers
 def _worker_stemserve(args: argparse.Namespace) -> dict[str, float]:
-    from server.backends.local import LocalBackend
-    from stemserve.model_config import load_model
-    from stemserve.options import SeparationOptions
-    from stemserve.pipeline import separate
+    from stemserve.backends.local import LocalBackend
+    from stemserve.core.model_config import load_model
+    from stemserve.pipeline.options import SeparationOptions
+    from stemserve.pipeline.run import separate
 
     backend = LocalBackend(load_model(args.repository, args.architecture), intra_op_threads=args.threads)
     backend.warm_up()
@@ -71,9 +71,8 @@ def _read_song(path: Path):  # -> torch tensor (channels, samples)
 
 def _worker_demucs(args: argparse.Namespace) -> dict[str, float]:
     import torch
-
-    from export.checkpoints import load_checkpoint
-    from export.packages import demucs_module
+    from stemserve.export.checkpoints import load_checkpoint
+    from stemserve.export.packages import demucs_module
 
     torch.set_num_threads(args.threads)
     apply = demucs_module("apply")
@@ -98,9 +97,8 @@ def _worker_demucs(args: argparse.Namespace) -> dict[str, float]:
 
 def _worker_umx(args: argparse.Namespace) -> dict[str, float]:
     import torch
-
-    from export.checkpoints import load_checkpoint
-    from export.exporter import build_graph
+    from stemserve.export.checkpoints import load_checkpoint
+    from stemserve.export.exporter import build_graph
 
     torch.set_num_threads(args.threads)
     _, separator, _ = build_graph(load_checkpoint(args.architecture, args.checkpoint))
@@ -120,9 +118,9 @@ WORKERS = {"stemserve": _worker_stemserve, "demucs": _worker_demucs, "umx": _wor
 # ----------------------------------------------------------------------------- driver
 def _prepare(architecture: str, work: Path, max_batch_size: int) -> tuple[Path, Path]:
     """Random full-size checkpoint in the package's format, exported into ``work/repo``."""
-    from export.architectures import get_architecture
-    from export.exporter import ExportConfig, run_export
-    from export.synthetic import random_checkpoint
+    from stemserve.export.architectures import get_architecture
+    from stemserve.export.exporter import ExportConfig, run_export
+    from stemserve.export.synthetic import random_checkpoint
 
     arch = get_architecture(architecture)
     if arch.nb_models != 1:
@@ -206,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(args: argparse.Namespace, work: Path) -> int:
-    from export.architectures import get_architecture
+    from stemserve.export.architectures import get_architecture
 
     song = _write_song(args.minutes, work / f"song_{args.minutes:g}min.wav")
     rows: list[dict[str, object]] = []

@@ -26,15 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from stemserve.backends.local import LocalBackend
+from stemserve.client import StemserveClient
+from stemserve.core.model_config import load_model
+from stemserve.core.settings import Settings
+from stemserve.pipeline.options import DEFAULT_MODEL, SeparationOptions
+from stemserve.pipeline.run import separate
+
 from benchmarks import report
 from benchmarks.pipeline import song_wav
-from client import StemserveClient
-from server.backends.local import LocalBackend
-from server.serve_process import free_port, serve_process
-from stemserve.model_config import load_model
-from stemserve.options import DEFAULT_MODEL, SeparationOptions
-from stemserve.pipeline import separate
-from stemserve.settings import Settings
+from tests.integration.serve_process import free_port, serve_process
 
 log = logging.getLogger(__name__)
 TARGET_OVERHEAD = 0.05

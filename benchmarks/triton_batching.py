@@ -32,17 +32,17 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from stemserve.backends.local import LocalBackend
+from stemserve.backends.triton import TritonBackend, TritonClientConfig
+from stemserve.core.model_config import ModelSpec, file_sha256, list_model_names, load_model, render_config
+from stemserve.core.settings import Settings
+from stemserve.pipeline.options import DEFAULT_MODEL, SeparationOptions
+from stemserve.pipeline.run import separate
+from stemserve.server.triton.process import TritonConfig, TritonProcess
+from stemserve.server.triton.repository import CpuVariantOptions
 
 from benchmarks import report
-from server.backends.local import LocalBackend
-from server.backends.triton import TritonBackend, TritonClientConfig
-from server.triton.process import TritonConfig, TritonProcess
-from server.triton.repository import CpuVariantOptions
 from stemserve.example import example_mix, example_wav_bytes
-from stemserve.model_config import ModelSpec, file_sha256, list_model_names, load_model, render_config
-from stemserve.options import DEFAULT_MODEL, SeparationOptions
-from stemserve.pipeline import separate
-from stemserve.settings import Settings
 
 log = logging.getLogger(__name__)
 TARGET_RATIO = 1.3

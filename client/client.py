@@ -1,60 +1,66 @@
-"""A blocking client of ``stemserve.v1.Separation``: upload a song, get its stems as files.
+"""A blocking client of ``stemserve.v1.Separation``: upload a song, get its stems as bytes in
+memory or as files.
 
     with StemserveClient("localhost:50051", api_key="...") as client:
-        result = client.separate(Path("song.mp3"), Path("stems"), SeparationOptions(stems=2))
+        record = client.separate("song.mp3", "stems/", stems=2)          # files
+        record, data = client.separate_bytes(song_bytes, format="flac")  # bytes in memory
 
-Stems are written as they stream in (each chunk at its byte offset: the server sends the
-bytes it already has while the song is still being separated, headers last), to hidden
-partial files renamed into place once the final result has arrived, like the in-process
-pipeline: a failed call leaves no stem that looks finished.
+Options are sent as given; what is left out is the server's default, and the server
+validates them (``RemoteError`` with INVALID_ARGUMENT says what was expected). Files are
+written as the bytes stream in (each chunk at its byte offset: the server sends what it
+already has while the song is still being separated, headers last) to hidden partial files,
+renamed into place once the final result has arrived: a failed call leaves no stem that
+looks finished. Needs grpcio and protobuf only.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Self
 
 import grpc
-
-from server.proto_gen import separation_pb2 as pb
-from server.proto_gen import separation_pb2_grpc as pb_grpc
-from stemserve.errors import StemserveError
-from stemserve.options import SeparationOptions
+from stemserve.client.proto_gen import separation_pb2 as pb
+from stemserve.client.proto_gen import separation_pb2_grpc as pb_grpc
+from stemserve.client.records import ProgressFn, SeparationRecord, StemRecord
+from stemserve.client.wire import BIT_DEPTH_TO_WIRE, DEVICE_FROM_WIRE, FORMAT_TO_WIRE
 
 UPLOAD_CHUNK_BYTES = 1 << 20
-FORMATS = {"wav": pb.AUDIO_FORMAT_WAV, "flac": pb.AUDIO_FORMAT_FLAC, "mp3": pb.AUDIO_FORMAT_MP3}
-BIT_DEPTHS = {"16": pb.BIT_DEPTH_16, "24": pb.BIT_DEPTH_24, "float": pb.BIT_DEPTH_FLOAT}
-DEVICES = {pb.DEVICE_CPU: "cpu", pb.DEVICE_GPU: "gpu", pb.DEVICE_UNSPECIFIED: "unknown"}
-
-ProgressFn = Callable[[int, int], None]
+EXTENSIONS = {"wav": "wav", "flac": "flac", "mp3": "mp3"}
+OPTION_NAMES = ("stems", "format", "bit_depth", "sample_rate_hz", "normalize", "model", "overlap")
+Source = bytes | str | os.PathLike
 
 
-class RemoteError(StemserveError):
-    """The server answered with an error status; ``code`` is the grpc.StatusCode."""
+class RemoteError(Exception):
+    """The server answered with an error status (``code``, a grpc.StatusCode), or the call
+    could not be made. The light client's one error type."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"server answered {code.name}: {details}")
         self.code, self.details = code, details
 
 
-@dataclass(frozen=True)
-class RemoteResult:
-    summary: dict[str, object]  # the shape of SeparationResult.summary()
-    cache_hit: bool
-    stems: dict[str, Path] = field(default_factory=dict)
-
-
-def options_to_proto(options: SeparationOptions) -> pb.SeparateOptions:
-    message = pb.SeparateOptions(
-        stems=options.stems, format=FORMATS[options.format], bit_depth=BIT_DEPTHS[options.bit_depth],
-        sample_rate_hz=options.sample_rate_hz or 0, normalize=options.normalize, model=options.model,
-    )
-    if options.overlap is not None:
-        message.overlap = options.overlap
+def options_to_proto(options: dict[str, object]) -> pb.SeparateOptions:
+    """Only the options given; the others stay unset and take the server's defaults."""
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"options must be among {list(OPTION_NAMES)}, got {unknown}")
+    given = {k: v for k, v in options.items() if v is not None}
+    message = pb.SeparateOptions()
+    for name, value in given.items():
+        if name == "format":
+            value = _wire(FORMAT_TO_WIRE, "format", value)
+        elif name == "bit_depth":
+            value = _wire(BIT_DEPTH_TO_WIRE, "bit_depth", str(value))
+        setattr(message, name, value)
     return message
+
+
+def _wire(table: dict[str, int], name: str, value: object) -> int:
+    if value not in table:
+        raise ValueError(f"{name} must be one of {list(table)}, not {value!r}")
+    return table[value]  # type: ignore[index]
 
 
 class StemserveClient:
@@ -83,68 +89,93 @@ class StemserveClient:
         except grpc.RpcError as exc:
             raise RemoteError(exc.code(), exc.details()) from exc
 
-    def separate(self, source: bytes | Path, out_dir: Path, options: SeparationOptions | None = None, *,
-                 progress: ProgressFn | None = None, timeout_s: float | None = None) -> RemoteResult:
-        """Separate ``source`` (a file or its bytes) on the server; stems land in ``out_dir``.
-        ``options`` None: the defaults (4 stems, wav, the default model)."""
-        options = SeparationOptions() if options is None else options
-        method = self._stub.RemoveVocals if options.stems == 2 else self._stub.SplitStems
-        files = _StemFiles(Path(out_dir), options.encode.extension)
-        result = None
+    def separate(self, source: Source, out_dir: str | os.PathLike, *, progress: ProgressFn | None = None,
+                 timeout_s: float | None = None, **options: object) -> SeparationRecord:
+        """Separate ``source`` (a file's path or its bytes); stems land in ``out_dir``; the
+        record's stem paths name them."""
+        sink = StemFiles(Path(out_dir), EXTENSIONS[str(options.get("format") or "wav")])
+        return self._call(source, options, sink, progress, timeout_s)
+
+    def separate_bytes(self, source: Source, *, progress: ProgressFn | None = None, timeout_s: float | None = None,
+                       **options: object) -> tuple[SeparationRecord, dict[str, bytes]]:
+        """Separate ``source``; the stems' encoded files come back in memory, by stem name."""
+        sink = StemBuffers()
+        record = self._call(source, options, sink, progress, timeout_s)
+        return record, sink.data
+
+    def _call(self, source: Source, options: dict[str, object], sink: StemFiles | StemBuffers,
+              progress: ProgressFn | None, timeout_s: float | None) -> SeparationRecord:
+        method = self._stub.RemoveVocals if options.get("stems") == 2 else self._stub.SplitStems
+        receiver = Receiver(sink, progress)
         try:
-            for response in method(_requests(source, options), metadata=self._metadata, timeout=timeout_s):
-                kind = response.WhichOneof("payload")
-                if kind == "progress" and progress is not None:
-                    progress(response.progress.windows_done, response.progress.windows_total)
-                elif kind == "stem_chunk":
-                    files.write(response.stem_chunk)
-                elif kind == "result":
-                    result = response.result
-            if result is None:
-                raise RemoteError(grpc.StatusCode.DATA_LOSS, "expected a final result message, got none")
-            final = files.commit(result.stems)
+            for response in method(requests(source, options), metadata=self._metadata, timeout=timeout_s):
+                receiver.take(response)
+            return receiver.finish()
         except grpc.RpcError as exc:
             raise RemoteError(exc.code(), exc.details()) from exc
         finally:
-            files.discard()
-        return RemoteResult(summary=_summary(result, final), cache_hit=result.cache_hit, stems=final)
+            sink.discard()
 
 
-class _StemFiles:
-    """Stems being received: hidden partial files written at each chunk's offset, renamed
-    into place by ``commit`` once every stem is whole."""
+class Receiver:
+    """Takes a separation's responses in order: progress to the callback, stem bytes to the
+    sink, and the final result, checked whole, as a record."""
 
-    def __init__(self, out_dir: Path, extension: str) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.out_dir, self.extension = out_dir, extension
-        self._partial: dict[str, Path] = {}
-        self._handles: dict[str, BinaryIO] = {}
-        self._covered: dict[str, _Coverage] = {}
+    def __init__(self, sink: StemFiles | StemBuffers, progress: ProgressFn | None) -> None:
+        self.sink, self.progress = sink, progress
+        self.covered: dict[str, Coverage] = {}
+        self.result: pb.SeparationResult | None = None
 
-    def write(self, chunk: pb.StemChunk) -> None:
-        handle = self._handles.get(chunk.stem)
-        if handle is None:
-            self._partial[chunk.stem] = self.out_dir / f".{chunk.stem}.{self.extension}.partial"
-            handle = self._handles[chunk.stem] = open(self._partial[chunk.stem], "wb")  # noqa: SIM115 - discard()
-            self._covered[chunk.stem] = _Coverage()
-        if handle.tell() != chunk.offset:
-            handle.seek(chunk.offset)
-        handle.write(chunk.data)
-        self._covered[chunk.stem].add(chunk.offset, len(chunk.data))
+    def take(self, response: pb.SeparateResponse) -> None:
+        kind = response.WhichOneof("payload")
+        if kind == "progress" and self.progress is not None:
+            self.progress(response.progress.windows_done, response.progress.windows_total)
+        elif kind == "stem_chunk":
+            chunk = response.stem_chunk
+            self.sink.write(chunk.stem, chunk.offset, chunk.data)
+            self.covered.setdefault(chunk.stem, Coverage()).add(chunk.offset, len(chunk.data))
+        elif kind == "result":
+            self.result = response.result
 
-    def commit(self, stems) -> dict[str, Path]:
-        """Check that each stem of the result arrived whole, then rename them all."""
-        for stem in stems:
-            got = self._covered[stem.name].ranges if stem.name in self._covered else []
+    def finish(self) -> SeparationRecord:
+        result = self.result
+        if result is None:
+            raise RemoteError(grpc.StatusCode.DATA_LOSS, "expected a final result message, got none")
+        for stem in result.stems:
+            got = self.covered[stem.name].ranges if stem.name in self.covered else []
             if got != [(0, stem.nb_bytes)]:
                 raise RemoteError(grpc.StatusCode.DATA_LOSS,
                                   f"stem {stem.name!r} must be bytes [0, {stem.nb_bytes}), got {got}")
-            self._handles[stem.name].truncate(stem.nb_bytes)
-            self._handles[stem.name].close()
-        final = {stem.name: self.out_dir / f"{stem.name}.{self.extension}" for stem in stems}
+        paths = self.sink.commit({stem.name: stem.nb_bytes for stem in result.stems})
+        return record_from_proto(result, paths)
+
+
+class StemFiles:
+    """Stems received into hidden partial files, renamed into place by ``commit``."""
+
+    def __init__(self, out_dir: Path, extension: str) -> None:
+        self.out_dir, self.extension = out_dir, extension
+        self._partial: dict[str, Path] = {}
+        self._handles: dict[str, BinaryIO] = {}
+
+    def write(self, stem: str, offset: int, data: bytes) -> None:
+        handle = self._handles.get(stem)
+        if handle is None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._partial[stem] = self.out_dir / f".{stem}.{self.extension}.partial"
+            handle = self._handles[stem] = open(self._partial[stem], "wb")  # noqa: SIM115 - discard()
+        if handle.tell() != offset:
+            handle.seek(offset)
+        handle.write(data)
+
+    def commit(self, sizes: dict[str, int]) -> dict[str, str]:
+        for name, size in sizes.items():
+            self._handles[name].truncate(size)
+            self._handles[name].close()
+        final = {name: self.out_dir / f"{name}.{self.extension}" for name in sizes}
         for name, path in final.items():
-            os.replace(self._partial[name], path)
-        return final
+            os.replace(self._partial.pop(name), path)
+        return {name: str(path) for name, path in final.items()}
 
     def discard(self) -> None:
         """Close every file and remove what was not committed."""
@@ -154,7 +185,28 @@ class _StemFiles:
             path.unlink(missing_ok=True)
 
 
-class _Coverage:
+class StemBuffers:
+    """Stems received into memory."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self._buffers: dict[str, bytearray] = {}
+
+    def write(self, stem: str, offset: int, data: bytes) -> None:
+        buffer = self._buffers.setdefault(stem, bytearray())
+        if len(buffer) < offset + len(data):
+            buffer.extend(bytes(offset + len(data) - len(buffer)))
+        buffer[offset : offset + len(data)] = data
+
+    def commit(self, sizes: dict[str, int]) -> dict[str, str]:
+        self.data = {name: bytes(self._buffers[name][:size]) for name, size in sizes.items()}
+        return {name: "" for name in sizes}
+
+    def discard(self) -> None:
+        self._buffers.clear()
+
+
+class Coverage:
     """The byte ranges of a file received so far, merged: ``[(0, n)]`` once it is whole."""
 
     def __init__(self) -> None:
@@ -171,7 +223,7 @@ class _Coverage:
         self.ranges = sorted([*merged, (start, end)])
 
 
-def _requests(source: bytes | Path, options: SeparationOptions) -> Iterator[pb.SeparateRequest]:
+def requests(source: Source, options: dict[str, object]) -> Iterator[pb.SeparateRequest]:
     yield pb.SeparateRequest(options=options_to_proto(options))
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = memoryview(source)
@@ -183,21 +235,18 @@ def _requests(source: bytes | Path, options: SeparationOptions) -> Iterator[pb.S
             yield pb.SeparateRequest(audio_chunk=chunk)
 
 
-def _summary(result: pb.SeparationResult, paths: dict[str, Path]) -> dict[str, object]:
+def record_from_proto(result: pb.SeparationResult, paths: dict[str, str]) -> SeparationRecord:
     info = result.input
-    return {
-        "model_name": result.model_name,
-        "model_version": result.model_version,
-        "runtime_seconds": round(result.runtime_seconds, 3),
-        "device": DEVICES.get(result.device, "unknown"),
-        "audio_seconds": round(result.audio_seconds, 3),
-        "input": {"duration_s": round(info.duration_s, 3), "sample_rate_hz": info.sample_rate_hz,
-                  "channels": info.channels, "format": info.format, "subtype": info.subtype,
-                  "bytes": info.bytes},
-        "warnings": list(result.warnings),
-        "stems": {
-            s.name: {"path": str(paths[s.name]), "sample_rate_hz": s.sample_rate_hz,
-                     "nb_frames": s.nb_frames, "format": s.format}
-            for s in result.stems
-        },
-    }
+    return SeparationRecord(
+        model_name=result.model_name,
+        model_version=result.model_version,
+        runtime_seconds=result.runtime_seconds,
+        device=DEVICE_FROM_WIRE.get(result.device, "unknown"),
+        audio_seconds=result.audio_seconds,
+        input={"duration_s": round(info.duration_s, 3), "sample_rate_hz": info.sample_rate_hz,
+               "channels": info.channels, "format": info.format, "subtype": info.subtype, "bytes": info.bytes},
+        warnings=tuple(result.warnings),
+        stems=tuple(StemRecord(s.name, paths[s.name], s.sample_rate_hz, s.nb_frames, s.format, s.nb_bytes)
+                    for s in result.stems),
+        cache_hit=result.cache_hit,
+    )

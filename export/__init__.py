@@ -1,4 +1,4 @@
 """Export published separation architectures (HT-Demucs, Open-Unmix) to the model contract.
 
-``python -m export NAME --checkpoint FILE`` — see ``export/README.md``.
+``python -m stemserve.export NAME --checkpoint FILE`` — see ``export/README.md``.
 """

@@ -1,4 +1,4 @@
-"""``python -m export NAME --checkpoint FILE``: export a published architecture.
+"""``python -m stemserve.export NAME --checkpoint FILE``: export a published architecture.
 
 Loads the operator's checkpoint, exports the model contract graph to ONNX, checks it
 against the PyTorch model on full-length windows (the parity line is printed), optionally
@@ -13,13 +13,13 @@ import logging
 import sys
 from pathlib import Path
 
-from export.architectures import ARCHITECTURES
-from export.exporter import ExportConfig, describe_sdr, run_export
-from stemserve.errors import StemserveError
+from stemserve.core.errors import StemserveError
+from stemserve.export.architectures import ARCHITECTURES
+from stemserve.export.exporter import ExportConfig, describe_sdr, run_export
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m stemserve.export", description=__doc__.splitlines()[0])
     parser.add_argument("architecture", choices=sorted(ARCHITECTURES))
     parser.add_argument(
         "--checkpoint",

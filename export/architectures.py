@@ -14,8 +14,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
-
-from export.errors import ArchitectureMismatchError
+from stemserve.export.errors import ArchitectureMismatchError
 
 DEMUCS_STEMS = ("drums", "bass", "other", "vocals")
 UMX_STEMS = ("vocals", "drums", "bass", "other")

@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from stemserve.core.model_config import file_sha256
+from stemserve.export.architectures import Architecture, get_architecture, umx_max_bin
+from stemserve.export.errors import ArchitectureMismatchError, CheckpointError, ChecksumMismatchError
+from stemserve.export.packages import demucs_module, openunmix_model
 from torch import nn
-
-from export.architectures import Architecture, get_architecture, umx_max_bin
-from export.errors import ArchitectureMismatchError, CheckpointError, ChecksumMismatchError
-from export.packages import demucs_module, openunmix_model
-from stemserve.model_config import file_sha256
 
 logger = logging.getLogger(__name__)
 

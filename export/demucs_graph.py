@@ -5,7 +5,7 @@
 training mode, and its attention is fused. ``HTDemucsGraph`` reuses the loaded model's own
 layers (encoder, decoder, time branch, frequency embedding, cross-transformer) and replaces
 only the spectral front and back ends with the real-valued factorised DFT of
-:mod:`export.stft_graph`, and the attention with :mod:`export.attention`. A bag of models
+:mod:`stemserve.export.stft_graph`, and the attention with :mod:`stemserve.export.attention`. A bag of models
 (``htdemucs_ft``) becomes one graph that runs each sub-model and mixes their stems with the
 bag's per-stem weights, as ``demucs.apply.apply_model`` does.
 """
@@ -18,11 +18,10 @@ import math
 from collections.abc import Sequence
 
 import torch
+from stemserve.export.attention import DEFAULT_QUERY_BLOCK, swap_attention
+from stemserve.export.stft_graph import FactorizedISTFT, FactorizedSTFT
 from torch import nn
 from torch.nn import functional as F
-
-from export.attention import DEFAULT_QUERY_BLOCK, swap_attention
-from export.stft_graph import FactorizedISTFT, FactorizedSTFT
 
 
 def segment_samples_of(model: nn.Module) -> int:

@@ -4,7 +4,7 @@ A checkpoint that is not what the operator said it is must stop the export with 
 that says what was expected and what was found, never pass through silently.
 """
 
-from stemserve.errors import ModelConfigError, StemserveError
+from stemserve.core.errors import ModelConfigError, StemserveError
 
 
 class CheckpointError(ModelConfigError):

@@ -1,6 +1,6 @@
 """Checkpoint -> graph -> ONNX (parity-checked) -> optional fp16 / TensorRT -> repository.
 
-:class:`ExportConfig` is built once by the command line (``python -m export``);
+:class:`ExportConfig` is built once by the command line (``python -m stemserve.export``);
 :func:`run_export` does the work and returns what it measured.
 """
 
@@ -15,14 +15,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import nn
-
-from export.architectures import ARCHITECTURES, Architecture
-from export.attention import DEFAULT_QUERY_BLOCK
-from export.checkpoints import DemucsCheckpoint, UmxCheckpoint, load_checkpoint
-from export.demucs_graph import BagGraph, HTDemucsGraph
-from export.errors import ExportError
-from export.onnx_export import (
+from stemserve.export.architectures import ARCHITECTURES, Architecture
+from stemserve.export.attention import DEFAULT_QUERY_BLOCK
+from stemserve.export.checkpoints import DemucsCheckpoint, UmxCheckpoint, load_checkpoint
+from stemserve.export.demucs_graph import BagGraph, HTDemucsGraph
+from stemserve.export.errors import ExportError
+from stemserve.export.onnx_export import (
     PARITY_TOLERANCE,
     ParityReport,
     check_parity,
@@ -30,10 +28,11 @@ from export.onnx_export import (
     convert_fp16,
     export_onnx,
 )
-from export.packages import openunmix_model
-from export.repository import Backend, model_spec, write_model_folder
-from export.tensorrt_build import EngineProfile, build_engine, import_tensorrt
-from export.umx_graph import OpenUnmixGraph
+from stemserve.export.packages import openunmix_model
+from stemserve.export.repository import Backend, model_spec, write_model_folder
+from stemserve.export.tensorrt_build import EngineProfile, build_engine, import_tensorrt
+from stemserve.export.umx_graph import OpenUnmixGraph
+from torch import nn
 
 logger = logging.getLogger(__name__)
 

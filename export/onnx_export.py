@@ -22,10 +22,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME
+from stemserve.export.errors import ExportError
 from torch import nn
-
-from export.errors import ExportError
-from stemserve.model_config import INPUT_NAME, OUTPUT_NAME
 
 logger = logging.getLogger(__name__)
 

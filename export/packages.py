@@ -16,7 +16,7 @@ import sys
 import types
 from typing import Any
 
-from export.errors import ExportError
+from stemserve.export.errors import ExportError
 
 logger = logging.getLogger(__name__)
 

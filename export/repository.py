@@ -1,7 +1,7 @@
 """Write one model's folder of the Triton model repository.
 
 ``<repository>/<name>/config.pbtxt`` and ``<repository>/<name>/1/model.onnx`` (or
-``model.plan``). The metadata is rendered by :mod:`stemserve.model_config` from one
+``model.plan``). The metadata is rendered by :mod:`stemserve.core.model_config` from one
 ``ModelSpec``; this module adds what the export needs around it: the ``model_warmup``
 block and the TensorRT platform. The CPU variant for the Triton server that runs here
 (python backend, the same ONNX file in ONNX Runtime) is generated from this folder by
@@ -16,8 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
-from export.architectures import Architecture
-from stemserve.model_config import (
+from stemserve.core.model_config import (
     CONFIG_NAME,
     INPUT_NAME,
     ONNX_NAME,
@@ -25,6 +24,7 @@ from stemserve.model_config import (
     file_sha256,
     render_config,
 )
+from stemserve.export.architectures import Architecture
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what `python -m export` needs: bash export/requirements-install.sh [PYTHON]
+# Install what `python -m stemserve.export` needs: bash export/requirements-install.sh [PYTHON]
 #
 # demucs and openunmix are installed without their dependency lists: those name torchaudio
 # (whose wheels pin a torch build of their own and replace the CPU torch) and the demucs

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from stemserve.export.architectures import Architecture, umx_max_bin
+from stemserve.export.packages import demucs_module, openunmix_model
 from torch import nn
-
-from export.architectures import Architecture, umx_max_bin
-from export.packages import demucs_module, openunmix_model
 
 
 def _save_with_hash(content: Any, folder: Path, base: str, suffix: str) -> Path:

@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.errors import ExportError, TensorRTUnavailableError
-from stemserve.model_config import INPUT_NAME
+from stemserve.core.model_config import INPUT_NAME
+from stemserve.export.errors import ExportError, TensorRTUnavailableError
 
 logger = logging.getLogger(__name__)
 

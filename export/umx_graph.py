@@ -2,8 +2,8 @@
 
 The graph is ``openunmix.model.Separator`` (``niter`` Wiener EM steps on excerpts of
 ``wiener_win_len`` frames) for a window of ``nb_frames`` STFT frames: the real-valued
-STFT of :mod:`export.stft_graph`, each target's spectrogram network, the batched Wiener
-filter of :mod:`export.wiener_graph`, the inverse STFT.
+STFT of :mod:`stemserve.export.stft_graph`, each target's spectrogram network, the batched Wiener
+filter of :mod:`stemserve.export.wiener_graph`, the inverse STFT.
 
 ``OpenUnmix.forward`` reads its sizes from ``x.data.shape``; ``.data`` leaves the trace, so
 a traced export would freeze the batch size. :func:`target_forward` is the same forward
@@ -19,11 +19,10 @@ import copy
 from collections.abc import Sequence
 
 import torch
+from stemserve.export.stft_graph import FactorizedISTFT, FactorizedSTFT
+from stemserve.export.wiener_graph import wiener_windows
 from torch import nn
 from torch.nn import functional as F
-
-from export.stft_graph import FactorizedISTFT, FactorizedSTFT
-from export.wiener_graph import wiener_windows
 
 
 def target_forward(net: nn.Module, magnitude: torch.Tensor) -> torch.Tensor:

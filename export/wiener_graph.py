@@ -16,7 +16,7 @@ complex spatial covariances), applied to excerpts of ``window_frames`` frames as
   ``y_j = v_j R_j z`` instead of a per-source 2x2 gain matrix applied to ``x``.
 
 Shapes: the mixture spectrogram ``(batch, channels, 2, bins, frames)`` (axis 2: real,
-imaginary, as :mod:`export.stft_graph` lays it out); the sources' magnitudes
+imaginary, as :mod:`stemserve.export.stft_graph` lays it out); the sources' magnitudes
 ``(batch, sources, channels, bins, frames)``; the estimates come back as
 ``(batch, sources, channels, 2, bins, frames)``.
 """

@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
-from preprocess.prefetch import prefetched
+from stemserve.preprocess.prefetch import prefetched
 
 InferFn = Callable[[np.ndarray], np.ndarray]
 """(batch, channels, segment) -> (batch, stems, channels, segment)"""

@@ -18,8 +18,7 @@ from typing import Self
 
 import numpy as np
 import soundfile as sf
-
-from stemserve.errors import InvalidAudioError
+from stemserve.core.errors import InvalidAudioError
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
-
-from preprocess.channels import to_stereo
-from preprocess.resample import StreamResampler
+from stemserve.preprocess.channels import to_stereo
+from stemserve.preprocess.resample import StreamResampler
 
 
 def scan(blocks: Iterable[np.ndarray]) -> tuple[float, list[str]]:

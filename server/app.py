@@ -15,19 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
-from preprocess.decode import DecodeLimits
-from server.auth import ApiKeys
-from server.cache import ResultCache
-from server.interceptors import MetricsInterceptor
-from server.limits import ConcurrencyLimits
-from server.metrics import ServiceMetrics, start_metrics_server
-from server.models import ModelPool
-from server.proto_gen import separation_pb2, separation_pb2_grpc
-from server.service import SeparationService
-from stemserve.errors import InvalidOptionError
-from stemserve.options import DEFAULT_MODEL
-from stemserve.settings import Settings
+from stemserve.client.proto_gen import separation_pb2, separation_pb2_grpc
+from stemserve.core.errors import InvalidOptionError
+from stemserve.core.settings import Settings
+from stemserve.pipeline.options import DEFAULT_MODEL
+from stemserve.preprocess.decode import DecodeLimits
+from stemserve.server.auth import ApiKeys
+from stemserve.server.cache import ResultCache
+from stemserve.server.interceptors import MetricsInterceptor
+from stemserve.server.limits import ConcurrencyLimits
+from stemserve.server.metrics import ServiceMetrics, start_metrics_server
+from stemserve.server.models import ModelPool
+from stemserve.server.service import SeparationService
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The key file holds one key per line, ``NAME sha256:HEXDIGEST``; blank lines and 
 starting with ``#`` are ignored. Only digests are stored, so the file reveals no key. Make
 a new key and its line with::
 
-    python -m server.auth NAME >> keys.txt     # prints the key itself on stderr
+    python -m stemserve.server.auth NAME >> keys.txt     # prints the key itself on stderr
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from stemserve.errors import AuthenticationError, InvalidOptionError
+from stemserve.core.errors import AuthenticationError, InvalidOptionError
 
 ANONYMOUS = None  # the caller's key name when authentication is off
 _LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.@-]+)\s+sha256:(?P<digest>[0-9a-f]{64})$")
@@ -84,7 +84,7 @@ class ApiKeys:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not re.fullmatch(r"[A-Za-z0-9_.@-]+", args[0]):
-        sys.stderr.write("usage: python -m server.auth NAME   (letters, digits, _ . @ -)\n")
+        sys.stderr.write("usage: python -m stemserve.server.auth NAME   (letters, digits, _ . @ -)\n")
         return 2
     key = secrets.token_urlsafe(32)
     sys.stdout.write(f"{args[0]} {hash_api_key(key)}\n")

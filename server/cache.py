@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from stemserve.errors import InvalidOptionError
-from stemserve.options import SeparationOptions
+from stemserve.client.records import SeparationRecord
+from stemserve.core.errors import InvalidOptionError
+from stemserve.pipeline.options import SeparationOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,10 @@ def cache_key(upload_sha256: str, model_name: str, model_version: str, options: 
 
 @dataclass
 class Entry:
-    """A finished result: its metadata and its stems opened for reading, in order.
+    """A finished result: its record (stem paths are file names in the entry's folder, in
+    streaming order) and its stems opened for reading."""
 
-    ``result["stems"]`` is a list of ``{"name", "file", ...}`` in streaming order."""
-
-    result: dict
+    result: SeparationRecord
     files: dict[str, BinaryIO]
 
     def close(self) -> None:
@@ -108,11 +108,10 @@ class ResultCache:
             self._sizes.move_to_end(key)
             return entry
 
-    def store(self, key: str, stems_dir: Path, result: dict) -> Entry:
-        """Write ``result.json`` into ``stems_dir`` (which holds the files named in
-        ``result["stems"]``), make it the entry for ``key`` and open it. When caching is off,
+    def store(self, key: str, stems_dir: Path, result: SeparationRecord) -> Entry:
+        """Write ``result.json`` into ``stems_dir`` (which holds the record's stem files), make it the entry for ``key`` and open it. When caching is off,
         or the result is larger than the cache, the files are opened and the folder removed."""
-        (stems_dir / RESULT_NAME).write_text(json.dumps(result))
+        (stems_dir / RESULT_NAME).write_text(json.dumps(result.in_folder(None).to_json()))
         size = _dir_bytes(stems_dir)
         if not self.enabled or size > self.max_bytes:
             entry = _open_entry(stems_dir)
@@ -149,11 +148,11 @@ class ResultCache:
 
 
 def _open_entry(path: Path) -> Entry:
-    result = json.loads((path / RESULT_NAME).read_text())
+    result = SeparationRecord.from_json(json.loads((path / RESULT_NAME).read_text()))
     files: dict[str, BinaryIO] = {}
     try:
-        for stem in result["stems"]:
-            files[stem["name"]] = open(path / stem["file"], "rb")  # noqa: SIM115 - the Entry closes them
+        for stem in result.stems:
+            files[stem.name] = open(path / stem.path, "rb")  # noqa: SIM115 - the Entry closes them
     except OSError:
         for handle in files.values():
             handle.close()

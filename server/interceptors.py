@@ -7,8 +7,7 @@ import inspect
 import time
 
 import grpc
-
-from server.metrics import ServiceMetrics
+from stemserve.server.metrics import ServiceMetrics
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from stemserve.errors import InvalidOptionError, ResourceExhaustedError
+from stemserve.core.errors import InvalidOptionError, ResourceExhaustedError
 
 
 class ConcurrencyLimits:

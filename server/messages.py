@@ -1,29 +1,23 @@
 """Translate between the protobuf messages of the API and stemserve's own types.
 
 Only this module and the client know the wire format's enums; the rest of the server works
-with ``SeparationOptions`` and plain result records (the cache's ``result.json``).
+with ``SeparationOptions`` and ``SeparationRecord``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from server.proto_gen import separation_pb2 as pb
-from stemserve.errors import InvalidOptionError
-from stemserve.model_config import ModelSpec
-from stemserve.options import SeparationOptions
-from stemserve.pipeline import SeparationResult
-from stemserve.presets import PRESETS, resolve
+from stemserve.client.proto_gen import separation_pb2 as pb
+from stemserve.client.records import SeparationRecord
+from stemserve.client.wire import BIT_DEPTH_FROM_WIRE, DEVICE_TO_WIRE, FORMAT_FROM_WIRE
+from stemserve.core.errors import InvalidOptionError
+from stemserve.core.model_config import ModelSpec
+from stemserve.core.presets import PRESETS, resolve
+from stemserve.pipeline.options import SeparationOptions
 
 REMOVE_VOCALS = "RemoveVocals"
 SPLIT_STEMS = "SplitStems"
 RPC_STEMS = {REMOVE_VOCALS: (2,), SPLIT_STEMS: (4, 5)}  # first: the default when stems is 0
 
-FORMATS = {pb.AUDIO_FORMAT_UNSPECIFIED: "wav", pb.AUDIO_FORMAT_WAV: "wav",
-           pb.AUDIO_FORMAT_FLAC: "flac", pb.AUDIO_FORMAT_MP3: "mp3"}
-BIT_DEPTHS = {pb.BIT_DEPTH_UNSPECIFIED: "16", pb.BIT_DEPTH_16: "16",
-              pb.BIT_DEPTH_24: "24", pb.BIT_DEPTH_FLOAT: "float"}
-DEVICES = {"cpu": pb.DEVICE_CPU, "gpu": pb.DEVICE_GPU}
 
 
 def options_from_proto(rpc: str, message: pb.SeparateOptions, default_model: str) -> SeparationOptions:
@@ -32,14 +26,14 @@ def options_from_proto(rpc: str, message: pb.SeparateOptions, default_model: str
     if stems not in allowed:
         other = REMOVE_VOCALS if stems == 2 else SPLIT_STEMS
         raise InvalidOptionError(f"{rpc} makes {allowed} stems, got stems={stems}; use {other} for that")
-    if message.format not in FORMATS:
-        raise InvalidOptionError(f"format must be one of {sorted(FORMATS)}, not {message.format}")
-    if message.bit_depth not in BIT_DEPTHS:
-        raise InvalidOptionError(f"bit_depth must be one of {sorted(BIT_DEPTHS)}, not {message.bit_depth}")
+    if message.format not in FORMAT_FROM_WIRE:
+        raise InvalidOptionError(f"format must be one of {sorted(FORMAT_FROM_WIRE)}, not {message.format}")
+    if message.bit_depth not in BIT_DEPTH_FROM_WIRE:
+        raise InvalidOptionError(f"bit_depth must be one of {sorted(BIT_DEPTH_FROM_WIRE)}, not {message.bit_depth}")
     return SeparationOptions(
         stems=stems,
-        format=FORMATS[message.format],
-        bit_depth=BIT_DEPTHS[message.bit_depth],
+        format=FORMAT_FROM_WIRE[message.format],
+        bit_depth=BIT_DEPTH_FROM_WIRE[message.bit_depth],
         sample_rate_hz=message.sample_rate_hz or None,
         normalize=message.normalize if message.HasField("normalize") else True,
         model=message.model or default_model,
@@ -48,44 +42,21 @@ def options_from_proto(rpc: str, message: pb.SeparateOptions, default_model: str
     )
 
 
-def result_record(result: SeparationResult) -> dict:
-    """The cacheable record of a separation: file names relative to its folder."""
-    return {
-        "model_name": result.model_name,
-        "model_version": result.model_version,
-        "runtime_seconds": result.runtime_seconds,
-        "device": result.device,
-        "audio_seconds": result.audio_seconds,
-        "input": dict(result.input),
-        "warnings": list(result.warnings),
-        "stems": [
-            {
-                "name": name,
-                "file": Path(stem.path).name,
-                "sample_rate_hz": stem.sample_rate_hz,
-                "nb_frames": stem.nb_frames,
-                "format": stem.format,
-                "nb_bytes": Path(stem.path).stat().st_size,
-            }
-            for name, stem in result.stems.items()
-        ],
-    }
-
-
-def result_to_proto(record: dict, *, cache_hit: bool, runtime_seconds: float | None = None) -> pb.SeparationResult:
-    info = record["input"]
+def result_to_proto(record: SeparationRecord, *, cache_hit: bool, runtime_seconds: float | None = None
+                    ) -> pb.SeparationResult:
+    info = record.input
     return pb.SeparationResult(
-        model_name=record["model_name"],
-        model_version=record["model_version"],
-        runtime_seconds=record["runtime_seconds"] if runtime_seconds is None else runtime_seconds,
-        device=DEVICES.get(record["device"], pb.DEVICE_UNSPECIFIED),
-        audio_seconds=record["audio_seconds"],
+        model_name=record.model_name,
+        model_version=record.model_version,
+        runtime_seconds=record.runtime_seconds if runtime_seconds is None else runtime_seconds,
+        device=DEVICE_TO_WIRE.get(record.device, pb.DEVICE_UNSPECIFIED),
+        audio_seconds=record.audio_seconds,
         cache_hit=cache_hit,
-        warnings=record["warnings"],
+        warnings=record.warnings,
         stems=[
-            pb.StemInfo(name=s["name"], sample_rate_hz=s["sample_rate_hz"], nb_frames=s["nb_frames"],
-                        format=s["format"], nb_bytes=s["nb_bytes"])
-            for s in record["stems"]
+            pb.StemInfo(name=s.name, sample_rate_hz=s.sample_rate_hz, nb_frames=s.nb_frames,
+                        format=s.format, nb_bytes=s.nb_bytes)
+            for s in record.stems
         ],
         input=pb.InputInfo(duration_s=info["duration_s"], sample_rate_hz=info["sample_rate_hz"],
                            channels=info["channels"], format=info["format"], subtype=info["subtype"],
@@ -105,5 +76,5 @@ def model_info(spec: ModelSpec, device: str) -> pb.ModelInfo:
         name=spec.name, stems=list(spec.stems), model_version=spec.model_version,
         sample_rate_hz=spec.sample_rate_hz, segment_samples=spec.segment_samples,
         architecture=spec.architecture, license=spec.license, presets=presets,
-        device=DEVICES.get(device, pb.DEVICE_UNSPECIFIED),
+        device=DEVICE_TO_WIRE.get(device, pb.DEVICE_UNSPECIFIED),
     )

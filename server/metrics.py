@@ -12,8 +12,7 @@ import logging
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-
-from stemserve.errors import InvalidOptionError
+from stemserve.core.errors import InvalidOptionError
 
 log = logging.getLogger(__name__)
 

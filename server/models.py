@@ -12,16 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
-
-from server.backends.base import Backend
-from server.metrics import ServiceMetrics
-from stemserve.errors import BackendUnavailableError, ModelNotFoundError
-from stemserve.model_config import ModelSpec, list_model_names, load_model
-from stemserve.settings import Settings
+from stemserve.backends.base import Backend
+from stemserve.core.errors import BackendUnavailableError, ModelNotFoundError
+from stemserve.core.model_config import ModelSpec, list_model_names, load_model
+from stemserve.core.settings import Settings
+from stemserve.server.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,8 @@ BackendFactory = Callable[[str], Backend]
 
 
 class TimedBackend:
-    """A backend whose ``infer`` calls are observed as per-window latencies."""
+    """A backend whose ``infer`` calls are observed as per-window latencies; every other
+    member of the contract is the wrapped backend's."""
 
     def __init__(self, backend: Backend, metrics: ServiceMetrics) -> None:
         self._backend, self._metrics = backend, metrics
@@ -37,7 +37,11 @@ class TimedBackend:
 
     @property
     def max_batch_size(self) -> int:
-        return max(int(getattr(self._backend, "max_batch_size", 1)), 1)
+        return self._backend.max_batch_size
+
+    @property
+    def checks_readiness(self) -> bool:
+        return self._backend.checks_readiness
 
     def infer(self, windows: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
@@ -46,33 +50,21 @@ class TimedBackend:
         return outputs
 
     def warm_up(self) -> None:
-        warm_up = getattr(self._backend, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
-
-    @property
-    def checks_readiness(self) -> bool:
-        """True for a remote backend that can become unready after warm-up (Triton)."""
-        return hasattr(self._backend, "ready")
+        self._backend.warm_up()
 
     def ready(self) -> bool:
-        check = getattr(self._backend, "ready", None)
-        return True if check is None else bool(check())
+        return self._backend.ready()
 
     def close(self) -> None:
-        close = getattr(self._backend, "close", None)
-        if close is not None:
-            close()
+        self._backend.close()
 
     def deadline(self, seconds: float | None) -> AbstractContextManager[None]:
-        """Calls in the block finish within ``seconds`` (backends that take deadlines)."""
-        limit = getattr(self._backend, "deadline", None)
-        return nullcontext() if limit is None or seconds is None else limit(seconds)
+        return self._backend.deadline(seconds)
 
 
 def local_backends(repository: Path, intra_op_threads: int = 0) -> BackendFactory:
     """Load models from a repository into in-process ONNX Runtime sessions."""
-    from server.backends.local import LocalBackend
+    from stemserve.backends.local import LocalBackend
 
     def make(name: str) -> Backend:
         return LocalBackend(load_model(repository, name), intra_op_threads=intra_op_threads)
@@ -82,7 +74,7 @@ def local_backends(repository: Path, intra_op_threads: int = 0) -> BackendFactor
 
 def triton_backends(url: str) -> BackendFactory:
     """Run models on a Triton server (the triton extra); metadata comes from Triton."""
-    from server.backends.triton import TritonBackend, TritonClientConfig
+    from stemserve.backends.triton import TritonBackend, TritonClientConfig
 
     def make(name: str) -> Backend:
         return TritonBackend(name, TritonClientConfig(url=url))

@@ -26,29 +26,28 @@ from contextlib import closing
 from pathlib import Path
 
 import grpc
-
-from preprocess.decode import DecodeLimits, probe
-from server.auth import ApiKeys
-from server.cache import Entry, ResultCache, cache_key
-from server.limits import ConcurrencyLimits
-from server.messages import (
+from stemserve.client.proto_gen import separation_pb2 as pb
+from stemserve.client.proto_gen import separation_pb2_grpc as pb_grpc
+from stemserve.client.records import SeparationRecord
+from stemserve.core.errors import DeadlineExceededError, InvalidAudioError, InvalidOptionError, StemserveError
+from stemserve.core.presets import resolve
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.run import separate
+from stemserve.preprocess.decode import DecodeLimits, probe
+from stemserve.server.auth import ApiKeys
+from stemserve.server.cache import Entry, ResultCache, cache_key
+from stemserve.server.limits import ConcurrencyLimits
+from stemserve.server.messages import (
     REMOVE_VOCALS,
     SPLIT_STEMS,
     model_info,
     options_from_proto,
-    result_record,
     result_to_proto,
 )
-from server.metrics import ServiceMetrics
-from server.models import ModelPool, TimedBackend
-from server.proto_gen import separation_pb2 as pb
-from server.proto_gen import separation_pb2_grpc as pb_grpc
-from server.status import abort_with_status
-from server.streaming import StemTailer, changed_early_bytes, finish_stems, remaining_ranges
-from stemserve.errors import DeadlineExceededError, InvalidAudioError, InvalidOptionError, StemserveError
-from stemserve.options import SeparationOptions
-from stemserve.pipeline import SeparationResult, separate
-from stemserve.presets import resolve
+from stemserve.server.metrics import ServiceMetrics
+from stemserve.server.models import ModelPool, TimedBackend
+from stemserve.server.status import abort_with_status
+from stemserve.server.streaming import StemTailer, changed_early_bytes, finish_stems, remaining_ranges
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +132,7 @@ class SeparationService(pb_grpc.SeparationServicer):
                     yield response
                 result = job.result
                 self.metrics.observe_separation(result.model_name, result.runtime_seconds, result.audio_seconds)
-                record = result_record(result)
-                entry = await loop.run_in_executor(self.executor, self.cache.store, key, stems_dir, record)
+                entry = await loop.run_in_executor(self.executor, self.cache.store, key, stems_dir, result)
                 self.metrics.cache_size.set(self.cache.size_bytes)
                 with closing(entry):
                     check = loop.run_in_executor(self.executor, changed_early_bytes, entry, tailer)
@@ -225,7 +223,7 @@ class _Job:
         self.budget_s = time_remaining_s
         self.deadline = None if time_remaining_s is None else time.monotonic() + time_remaining_s
         self.stop = threading.Event()
-        self.result: SeparationResult | None = None
+        self.result: SeparationRecord | None = None
 
     def run(self) -> None:
         with self.backend.deadline(self.budget_s):  # a remote backend's requests carry the call's deadline

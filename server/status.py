@@ -1,6 +1,6 @@
 """The one boundary where stemserve exceptions become gRPC statuses.
 
-Library code raises ``StemserveError`` subclasses (``stemserve/errors.py``); handlers let
+Library code raises ``StemserveError`` subclasses (``core/errors.py``); handlers let
 them through to :func:`abort_with_status`, which picks the status from :data:`STATUS_CODES`,
 counts rejected inputs, and aborts the call with the exception's message (which already
 says what was expected and what was got). Anything else is a bug: it is logged with its
@@ -13,9 +13,7 @@ import logging
 from typing import NoReturn
 
 import grpc
-
-from server.metrics import ServiceMetrics
-from stemserve.errors import (
+from stemserve.core.errors import (
     AuthenticationError,
     BackendUnavailableError,
     DeadlineExceededError,
@@ -26,6 +24,7 @@ from stemserve.errors import (
     ResourceExhaustedError,
     StemserveError,
 )
+from stemserve.server.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Stem bytes onto the wire, as ``StemChunk(stem, data, offset)`` messages.
 
 While a song is separated, its stems are encoded window by window into hidden partial
-files (``.NAME.EXT.partial``, see ``stemserve/stem_sink.py``). :class:`StemTailer` sends
+files (``.NAME.EXT.partial``, see ``pipeline/stem_sink.py``). :class:`StemTailer` sends
 what those files already hold, except their first :data:`HEADER_GUARD_BYTES`: encoders
 rewrite the header (sizes, stream info) when they close the file. Once the separation is
 complete, :func:`finish_stems` sends what is left (:func:`remaining_ranges`: the header
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from server.cache import Entry
-from server.proto_gen import separation_pb2 as pb
+from stemserve.client.proto_gen import separation_pb2 as pb
+from stemserve.server.cache import Entry
 
 CHUNK_BYTES = 1 << 20  # well under gRPC's default 4 MiB message limit
 HEADER_GUARD_BYTES = 64 << 10  # never sent early: the encoder may still rewrite it

@@ -3,40 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 
-from stemserve.errors import StemserveError
-from stemserve.options import DEFAULT_MODEL, SeparationOptions
-from stemserve.settings import Settings
+from stemserve import __version__
+from stemserve.core.errors import BackendUnavailableError, ModelNotFoundError, StemserveError
+from stemserve.core.presets import PRESETS
+from stemserve.core.settings import Settings
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.preprocess.chunk import MAX_OVERLAP, MIN_OVERLAP
+from stemserve.preprocess.encode import BIT_DEPTHS, FORMATS, OUTPUT_SAMPLE_RATES_HZ
 
 log = logging.getLogger("stemserve")
+DEFAULTS = SeparationOptions()  # the one source of the option defaults
+HELP = argparse.ArgumentDefaultsHelpFormatter
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stemserve", description="Music source separation.")
+    parser = argparse.ArgumentParser(prog="stemserve", description="Music source separation.", formatter_class=HELP)
+    parser.add_argument("--version", action="version", version=f"stemserve {__version__}")
     parser.add_argument("--model-repository", type=Path, help="folder of models (config.pbtxt + ONNX)")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sep = commands.add_parser("separate", help="separate a song into stems")
+    sep = commands.add_parser("separate", formatter_class=HELP, help="separate a song into stems")
     sep.add_argument("input", type=Path, help="wav, flac, ogg or mp3 file")
-    sep.add_argument("-o", "--out", type=Path, default=Path("stems"), help="output folder (default: stems)")
-    sep.add_argument("--stems", type=int, default=4, choices=[2, 4, 5])
-    sep.add_argument("--format", default="wav", choices=["wav", "flac", "mp3"])
-    sep.add_argument("--bit-depth", default="16", choices=["16", "24", "float"], help="wav/flac sample format")
-    sep.add_argument("--sample-rate", type=int, choices=[44100, 48000], help="default: the input's own")
+    sep.add_argument("-o", "--out", type=Path, default=Path("stems"), help="output folder")
+    sep.add_argument("--stems", type=int, default=DEFAULTS.stems, choices=sorted(PRESETS),
+                     help="2: vocals + instrumental; 4: vocals, drums, bass, other; 5: + piano")
+    sep.add_argument("--format", default=DEFAULTS.format, choices=list(FORMATS), help="stem file format")
+    sep.add_argument("--bit-depth", default=DEFAULTS.bit_depth, choices=list(BIT_DEPTHS),
+                     help="wav/flac sample format")
+    sep.add_argument("--sample-rate", type=int, choices=list(OUTPUT_SAMPLE_RATES_HZ),
+                     help="output rate; None: the input's own when allowed, else 44100")
     sep.add_argument("--no-normalize", action="store_true", help="feed the model the input's own level")
-    sep.add_argument("--overlap", type=float, help="window overlap 0.25-0.5 (default: the model's)")
-    sep.add_argument("--model", default=DEFAULT_MODEL)
+    sep.add_argument("--overlap", type=float, default=DEFAULTS.overlap,
+                     help=f"window overlap {MIN_OVERLAP}-{MAX_OVERLAP}; None: the model's default")
+    sep.add_argument("--model", default=DEFAULTS.model, help="a model of the model repository")
     sep.add_argument("--server", metavar="HOST:PORT", help="separate on a stemserve server")
     sep.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-    commands.add_parser("models", help="list the models of the repository")
+    commands.add_parser("models", formatter_class=HELP, help="list the models of the repository")
 
-    serve = commands.add_parser("serve", help="run the gRPC service (needs the server extra)")
+    serve = commands.add_parser("serve", formatter_class=HELP, help="run the gRPC service (needs the server extra)")
     serve.add_argument("--host", help="address to bind (default: every interface)")
     serve.add_argument("--port", type=int, help="gRPC port (0: a free one)")
     serve.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: a free one)")
@@ -50,7 +62,7 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path, help="PEM private key")
     serve.add_argument("--triton", dest="triton_url", metavar="HOST:PORT", help="run the models on this Triton server")
 
-    triton = commands.add_parser("triton", help="serve the repository's CPU variant on Triton (needs the triton extra)")
+    triton = commands.add_parser("triton", formatter_class=HELP, help="serve the repository's CPU variant on Triton (needs the triton extra)")
     triton.add_argument("--model-repository", type=Path, default=argparse.SUPPRESS, help="source repository")
     triton.add_argument("--grpc-port", type=int, help="Triton gRPC port (0: a free one)")
     triton.add_argument("--http-port", type=int, help="Triton HTTP port (0: a free one)")
@@ -92,37 +104,44 @@ class ProgressBar:
 
 
 def _separate(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    options = SeparationOptions(
-        stems=args.stems,
-        format=args.format,
-        bit_depth=args.bit_depth,
-        sample_rate_hz=args.sample_rate,
-        normalize=not args.no_normalize,
-        model=args.model,
-        overlap=args.overlap,
-    )
+    fields = {
+        "stems": args.stems, "format": args.format, "bit_depth": args.bit_depth, "sample_rate_hz": args.sample_rate,
+        "normalize": not args.no_normalize, "model": args.model, "overlap": args.overlap,
+    }
+    options = SeparationOptions(**fields)  # validated here, in both modes
     bar = ProgressBar(args.input.name, enabled=not args.no_progress)
     if args.server:
-        from client.remote import separate_remote
+        return _separate_remote(args, settings, fields, bar)
+    from stemserve.pipeline.separator import Separator
 
-        return separate_remote(args.server, args.input, args.out, options, progress=bar)
-    from preprocess.decode import DecodeLimits
-    from server.backends.local import LocalBackend
-    from stemserve.model_config import load_model
-    from stemserve.pipeline import separate
+    separator = Separator(settings=settings, **dataclasses.asdict(options))
+    return separator.separate_to_files(args.input, args.out, progress=bar).summary()
 
-    backend = LocalBackend(
-        load_model(settings.model_repository, options.model), intra_op_threads=settings.intra_op_threads
-    )
-    limits = DecodeLimits(max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s)
-    return separate(args.input, args.out, backend, options, limits=limits, progress=bar).summary()
+
+def _separate_remote(args: argparse.Namespace, settings: Settings, fields: dict[str, object],
+                     bar: ProgressBar) -> dict[str, object]:
+    """``--server``: the same files and summary, made by a stemserve server. The API key is
+    the ``api_key`` setting; ``server_ca`` (a PEM file) turns TLS on."""
+    from stemserve.client import RemoteError, StemserveClient
+
+    ca = settings.server_ca.read_bytes() if settings.server_ca is not None else None
+    try:
+        with StemserveClient(args.server, api_key=settings.api_key or None, root_certificates=ca) as client:
+            return client.separate(args.input, args.out, progress=bar, **fields).summary()
+    except RemoteError as exc:
+        raise BackendUnavailableError(str(exc)) from exc
 
 
 def _models(settings: Settings) -> list[dict[str, object]]:
-    from stemserve.model_config import list_model_names, load_model
+    from stemserve.core.model_config import list_model_names, load_model
 
+    names = list_model_names(settings.model_repository)
+    if not names:
+        raise ModelNotFoundError(
+            f"expected models (<name>/config.pbtxt) in the model repository {settings.model_repository}, found none"
+        )
     listing = []
-    for name in list_model_names(settings.model_repository):
+    for name in names:
         spec = load_model(settings.model_repository, name).spec
         listing.append(
             {
@@ -147,12 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             import asyncio
 
-            from server.app import serve
+            from stemserve.server.app import serve
 
             asyncio.run(serve(settings))
             return 0
         if args.command == "triton":
-            from server.triton.process import run_command
+            from stemserve.server.triton.process import run_command
 
             ports = {"grpc_port": args.grpc_port, "http_port": args.http_port, "metrics_port": args.metrics_port}
             return run_command(settings.model_repository, args.build_dir, **ports)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stemserve.core.model_config import load_model
 
-from stemserve.model_config import load_model
 from tests.model_fixtures import write_mask_model
 
 
@@ -22,7 +22,7 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def local_backend(repo: Path):
-    from server.backends.local import LocalBackend
+    from stemserve.backends.local import LocalBackend
 
     def make(name: str) -> LocalBackend:
         return LocalBackend(load_model(repo, name), intra_op_threads=1)

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-from stemserve.model_config import ModelSpec, file_sha256, render_config
+from stemserve.core.model_config import ModelSpec, file_sha256, render_config
 
 
 def mask_model(gains: list[float], segment: int, *, channel_gains: tuple[float, float] = (1.0, 1.0)) -> onnx.ModelProto:

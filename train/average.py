@@ -1,4 +1,4 @@
-"""Average checkpoints' weights: ``python -m train.average OUT CHECKPOINT CHECKPOINT [...]``.
+"""Average checkpoints' weights: ``python -m stemserve.train.average OUT CHECKPOINT CHECKPOINT [...]``.
 
 Two fine-tunes of one checkpoint (other seeds, other data) end near each other in weight
 space, and the mean of their weights often separates better than either ("model soup").
@@ -6,15 +6,15 @@ Every floating-point tensor is averaged, batch-norm running statistics included;
 (``num_batches_tracked``) come from the first checkpoint. The checkpoints must share one
 architecture, except that a checkpoint lacking the local branch, cues or low band another
 one has is averaged as a fine-tune extending it started: with those parts added, which
-leaves its output unchanged (``train.train.load_separator``). So the checkpoint a run
+leaves its output unchanged (``stemserve.train.train.load_separator``). So the checkpoint a run
 started from and the run's snapshot can be mixed, ``--weights 0.5 0.5`` or any other share:
 a fine-tune moved part of the way ("weight-space ensembling"). With ``--lend-parts`` the
 lacking checkpoint takes such a part from the first checkpoint that has it, silenced (the
-weights through which the part reaches the output, ``SILENT`` in ``train.model``, at zero;
+weights through which the part reaches the output, ``SILENT`` in ``stemserve.train.model``, at zero;
 its output is unchanged all the same): in the mix the part is then the trained one, its
 output scaled by the share of the checkpoints that trained it, where a fine-tune's starting
 part would mix in untrained weights. The average is a checkpoint like any other: score it
-with ``train.score``, calibrate it with ``train.calibrate``.
+with ``stemserve.train.score``, calibrate it with ``stemserve.train.calibrate``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-
-from train.model import Separator
-from train.train import ADDABLE, save, separator_from_state
+from stemserve.train.model import Separator
+from stemserve.train.train import ADDABLE, save, separator_from_state
 
 
 def average_models(models: list[Separator], weights: Sequence[float] | None = None) -> Separator:

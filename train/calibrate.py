@@ -1,4 +1,4 @@
-"""Calibrate a checkpoint's masks: ``python -m train.calibrate CHECKPOINT --out PATH``.
+"""Calibrate a checkpoint's masks: ``python -m stemserve.train.calibrate CHECKPOINT --out PATH``.
 
 The masks are a softmax across stems of per-stem logits. Two calibrations change them
 without retraining: a temperature ``t`` multiplies every logit (below 1 the stems share a
@@ -7,10 +7,10 @@ to stem ``s``'s logits (the stem gets a larger share of every bin; with ``--band
 one offset per stem and frequency band). Both fold exactly into
 the weights that make the logits, so a calibrated checkpoint has the same architecture, size
 and speed as the one it came from. A third, ``--wiener-shares``, is the share of the
-spatial Wiener estimate (``train.wiener``) in the stems: a setting of the model's config,
+spatial Wiener estimate (``stemserve.train.wiener``) in the stems: a setting of the model's config,
 with no weights.
 
-The command searches them on the selection sets (``train.score``, with its ``--metric``) and
+The command searches them on the selection sets (``stemserve.train.score``, with its ``--metric``) and
 writes the calibrated checkpoint: first the Wiener share and the temperature over a grid,
 then rounds of coordinate search, each trying every stem's (and band's) offset one step up
 and down and keeping a change only when the selection figure rises. The model runs once per
@@ -33,12 +33,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from stemserve.train.model import STEMS, MaskNet, ModelConfig, Separator, stem_softmax
+from stemserve.train.score import add_set_arguments, selection_sets, with_selection
+from stemserve.train.train import SAMPLE_RATE_HZ, check_metric, load_separator, median_figures, save, song_figures
 
-from train.model import STEMS, MaskNet, ModelConfig, Separator, stem_softmax
-from train.score import add_set_arguments, selection_sets, with_selection
-from train.train import SAMPLE_RATE_HZ, check_metric, load_separator, median_figures, save, song_figures
-
-log = logging.getLogger("train.calibrate")
+log = logging.getLogger("stemserve.train.calibrate")
 
 
 # a stem's offset: one value for every bin, or one per frequency band
@@ -108,7 +107,7 @@ def calibrated(model: Separator, temperature: float, offsets: Offsets, band_edge
 
 class SelectionLogits:
     """The selection sets' songs with ``model``'s spectrograms and mask logits, computed once:
-    ``score`` gives ``train.score.score_model(calibrated(model, temperature, offsets,
+    ``score`` gives ``stemserve.train.score.score_model(calibrated(model, temperature, offsets,
     band_edges_hz, wiener_share), sets, metric)`` without running the model again; with
     ``workers`` above 1, that many processes score the songs."""
 

@@ -1,6 +1,6 @@
 """Part-writing arrangements: a choir, a chamber ensemble or a singer or soloist with piano.
 
-The band songs of ``train.arrange`` are chords, riffs and one tune. Much real music is
+The band songs of ``stemserve.train.arrange`` are chords, riffs and one tune. Much real music is
 instead three to five independent lines over one chord progression, each a voice or a
 single instrument: a choir whose top line is the lead vocal and whose inner lines are
 sung "aahs" counted as other; string or wind parts over a cello or double bass; a singer
@@ -23,8 +23,7 @@ from its doublings only by its octave and timbre. For training songs only, like
 from __future__ import annotations
 
 import numpy as np
-
-from train.arrange import (
+from stemserve.train.arrange import (
     CHOIR_PROGRAMS,
     PROGRESSIONS,
     VARIED_BASS_PROGRAMS,

@@ -1,8 +1,8 @@
 """Export a stemserve-small checkpoint to the Triton model repository.
 
-``python -m train.export_onnx --checkpoint train/checkpoints/stemserve-small.pt`` writes
+``python -m stemserve.train.export_onnx --checkpoint train/checkpoints/stemserve-small.pt`` writes
 ``model_repository/stemserve-small/1/model.onnx`` and its ``config.pbtxt`` (metadata from
-``stemserve.model_config``), after checking the ONNX output against PyTorch.
+``stemserve.core.model_config``), after checking the ONNX output against PyTorch.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-
-from stemserve.model_config import (
+from stemserve.core.model_config import (
     CONFIG_NAME,
     INPUT_NAME,
     ONNX_NAME,
@@ -25,8 +24,8 @@ from stemserve.model_config import (
     file_sha256,
     render_config,
 )
-from train.model import STEMS, Separator
-from train.train import SAMPLE_RATE_HZ, load_separator
+from stemserve.train.model import STEMS, Separator
+from stemserve.train.train import SAMPLE_RATE_HZ, load_separator
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""Render procedural songs once into a cache of float16 stems: ``python -m train.make_cache``.
+"""Render procedural songs once into a cache of float16 stems: ``python -m stemserve.train.make_cache``.
 
 Each song is saved as ``<out>/song_<seed>.npy`` with shape (stems, channels, samples) in
-the stem order of ``train.arrange.STEMS``. Existing files are skipped, so the command is
+the stem order of ``stemserve.train.arrange.STEMS``. Existing files are skipped, so the command is
 resumable and can grow a cache while training already reads from it.
 """
 
@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from train.arrange import generate_song, vary_song
-from train.ensemble import ensemble_song
-from train.render import TRAIN_SOUNDFONTS, open_renderers, render_song
+from stemserve.train.arrange import generate_song, vary_song
+from stemserve.train.ensemble import ensemble_song
+from stemserve.train.render import TRAIN_SOUNDFONTS, open_renderers, render_song
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ SONG_KINDS = {
 def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
                 duration_s: float = 12.0, kind: str = "plain") -> int:
     """Render every seed not cached yet as a song of ``kind`` (``SONG_KINDS``: the plain
-    generator, its songs through ``vary_song``, or ``train.ensemble``'s part-writing songs,
+    generator, its songs through ``vary_song``, or ``stemserve.train.ensemble``'s part-writing songs,
     plain, crossing, blend or unison); returns how many were rendered."""
     if kind not in SONG_KINDS:
         raise ValueError(f"song kind must be one of {sorted(SONG_KINDS)}, got {kind!r}")

@@ -1,7 +1,7 @@
 """The stemserve-small separation model: STFT masks from a dilated temporal conv net.
 
 Waveform in, waveform stems out, with the STFT and ISTFT inside the network as real-valued
-matrix products (``train.stft``), so the exported ONNX graph holds no complex tensors. The
+matrix products (``stemserve.train.stft``), so the exported ONNX graph holds no complex tensors. The
 net sees the log magnitudes of both channels of every frame, the window brought to one mean
 magnitude as in training (with ``stereo_cues``, also where each bin sits between the
 channels; with ``phase_cues``, also how alike the channels' phases are; with
@@ -17,11 +17,10 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 import torch
+from stemserve.train.stft import FactorizedSTFT, LowBandSTFT
+from stemserve.train.wiener import spatial_wiener
 from torch import nn
 from torch.nn import functional as F
-
-from train.stft import FactorizedSTFT, LowBandSTFT
-from train.wiener import spatial_wiener
 
 STEMS = ("vocals", "drums", "bass", "piano", "other")
 MIN_MEAN_MAGNITUDE = 1e-5  # a window quieter than this (near silence) is not raised further

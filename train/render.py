@@ -13,9 +13,8 @@ from pathlib import Path
 
 import fluidsynth
 import numpy as np
-
-from train.arrange import STEMS, Song
-from train.singer import sing
+from stemserve.train.arrange import STEMS, Song
+from stemserve.train.singer import sing
 
 log = logging.getLogger(__name__)
 

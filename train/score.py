@@ -1,6 +1,6 @@
-"""Score checkpoints for selection: ``python -m train.score CHECKPOINT [CHECKPOINT ...]``.
+"""Score checkpoints for selection: ``python -m stemserve.train.score CHECKPOINT [CHECKPOINT ...]``.
 
-SDR per stem (``train.train.validate``: median over the songs that have the stem) on two
+SDR per stem (``stemserve.train.train.validate``: median over the songs that have the stem) on two
 validation sets that the training log never scores: validation songs 12-23 (the training
 soundfonts; the log scores songs 0-11) and the songs rendered with a soundfont no training
 song uses (``make_cache --soundfont``), and with ``--ensemble-cache`` a third set,
@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from train.dataset import SongCache
-from train.model import Separator
-from train.train import VALIDATION_METRICS, load_separator, validate
+from stemserve.train.dataset import SongCache
+from stemserve.train.model import Separator
+from stemserve.train.train import VALIDATION_METRICS, load_separator, validate
 
 
 def score(checkpoint: Path, sets: dict[str, list[np.ndarray]], metric: str = "sdr") -> dict[str, dict[str, float]]:

@@ -1,4 +1,4 @@
-"""Time the exported model on a 4-minute song's worth of windows: ``python -m train.speed``.
+"""Time the exported model on a 4-minute song's worth of windows: ``python -m stemserve.train.speed``.
 
 The front end cuts a song into ``segment_samples`` windows at the model's default overlap
 and runs them through ONNX Runtime (``LocalBackend``); this replays that workload on random audio
@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from preprocess.chunk import WindowPlan
-from server.backends.local import LocalBackend
-from stemserve.model_config import load_model
+from stemserve.backends.local import LocalBackend
+from stemserve.core.model_config import load_model
+from stemserve.preprocess.chunk import WindowPlan
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Train stemserve-small: ``python -m train.train --run-dir train/runs/NAME``.
+"""Train stemserve-small: ``python -m stemserve.train.train --run-dir train/runs/NAME``.
 
 Seeded and resumable: a run folder holds ``latest.pt`` (model, optimizer, step), ``best.pt``
 (best validation SDR so far), ``step_NNNNNN.pt`` snapshots with ``--keep-every`` and
@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
-
-from train.dataset import RemixSampler, SongCache
-from train.metrics import clip_scores, sdr_db, stem_is_active
-from train.model import (
+from stemserve.train.dataset import RemixSampler, SongCache
+from stemserve.train.metrics import clip_scores, sdr_db, stem_is_active
+from stemserve.train.model import (
     LOW_BAND_RATIO,
     MIN_MEAN_MAGNITUDE,
     STEMS,
@@ -37,7 +35,8 @@ from train.model import (
     phase_features,
     widen,
 )
-from train.stft import sqrt_hann
+from stemserve.train.stft import sqrt_hann
+from torch.nn import functional as F
 
 log = logging.getLogger("train")
 SAMPLE_RATE_HZ = 44100

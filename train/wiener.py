@@ -4,21 +4,20 @@ A mask scales each channel of a time-frequency bin on its own. The stems of a st
 also differ in where they sit in the stereo field, and a filter that reads both channels
 together can use that: from the masked mix, each stem gets a power per bin and frame and a
 2x2 spatial covariance per bin (over the window's frames), and one expectation-maximization
-step of the multichannel Wiener filter (``export.wiener_graph.em_step``, Open-Unmix's
+step of the multichannel Wiener filter (``stemserve.export.wiener_graph.em_step``, Open-Unmix's
 post-filter) takes the stem out of both channels at once, so a bass panned left is drawn
 from the left channel and a voice in the centre from both.
 
 The filters sum to the identity but for their regularization; the part of the mix they
 leave is shared out by the masks, so the stems still sum to the mix exactly. ``share``
 blends the filtered stems with the masked mix. The filter has no weights: training fits the
-masks alone (``train.train.spectral_loss``), and the filter works on whatever masks it gets.
+masks alone (``stemserve.train.train.spectral_loss``), and the filter works on whatever masks it gets.
 """
 
 from __future__ import annotations
 
 import torch
-
-from export.wiener_graph import channels, em_step, stacked
+from stemserve.export.wiener_graph import channels, em_step, stacked
 
 LOADING = 1e-3  # diagonal loading of the mix covariance, relative to its mean power
 MIN_LEVEL = 1e-5  # a window whose mean magnitude is below this (near silence) is not raised further

@@ -18,10 +18,10 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from stemserve.errors import BackendUnavailableError
-from stemserve.settings import PROJECT_ROOT
+from stemserve.core.errors import BackendUnavailableError
 
-DEFAULT_BUILD_DIR = PROJECT_ROOT / "build" / "triton"  # generated, never committed
+CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_BUILD_DIR = CHECKOUT / "build" / "triton"  # generated, never committed
 DEFAULT_PYTHON_ENV = DEFAULT_BUILD_DIR / "python-env"
 INSTALL_HINT = "run server/triton/requirements-install.sh .venv/bin/python"
 

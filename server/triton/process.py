@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Self
 
-from server.triton.bundle import (
+from stemserve.core.errors import BackendUnavailableError, InvalidOptionError
+from stemserve.server.triton.bundle import (
     DEFAULT_BUILD_DIR,
     DEFAULT_PYTHON_ENV,
     check_python_env,
@@ -29,8 +30,7 @@ from server.triton.bundle import (
     prepare_backends,
     server_environment,
 )
-from server.triton.repository import CpuVariantOptions, generate
-from stemserve.errors import BackendUnavailableError, InvalidOptionError
+from stemserve.server.triton.repository import CpuVariantOptions, generate
 
 log = logging.getLogger(__name__)
 SHM_DIR = "/dev/shm"  # where POSIX shared memory regions live on Linux

@@ -11,7 +11,7 @@ those facts live. A variant changes only how the model runs:
   folder holds a ``model.plan``.
 
 Both warm up at the largest batch before the model is ready.
-``python -m server.triton.repository {cpu,gpu} SOURCE TARGET`` writes one by hand.
+``python -m stemserve.server.triton.repository {cpu,gpu} SOURCE TARGET`` writes one by hand.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stemserve.errors import ModelConfigError, StemserveError
-from stemserve.model_config import (
+from stemserve.core.errors import ModelConfigError, StemserveError
+from stemserve.core.model_config import (
     CONFIG_NAME,
     INPUT_NAME,
     ONNX_NAME,
@@ -225,7 +225,7 @@ def _one(message: dict[str, list[Any]], key: str) -> Any:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server.triton.repository", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m stemserve.server.triton.repository", description=__doc__.splitlines()[0])
     parser.add_argument("variant", choices=["cpu", "gpu"])
     parser.add_argument("source", type=Path, help="the model repository (config.pbtxt + model files)")
     parser.add_argument("target", type=Path, help="folder to write the variant into (replaced)")

@@ -11,11 +11,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 import soundfile as sf
+from stemserve.client import RemoteError
+from stemserve.client.proto_gen import separation_pb2 as pb
+from stemserve.client.proto_gen import separation_pb2_grpc as pb_grpc
+from stemserve.pipeline.options import SeparationOptions
 
-from client import RemoteError
-from server.proto_gen import separation_pb2 as pb
-from server.proto_gen import separation_pb2_grpc as pb_grpc
-from stemserve.options import SeparationOptions
 from tests.conftest import tone_mix
 from tests.integration import test_service_support as support
 from tests.integration.test_service_support import client_for, sample, wait_until, wav_bytes
@@ -60,7 +60,7 @@ def corpus() -> list[tuple[str, bytes, SeparationOptions, grpc.StatusCode]]:
 def status_of(server, data: bytes, options: SeparationOptions, out: Path) -> grpc.StatusCode:
     with client_for(server) as client:
         try:
-            client.separate(data, out, options, timeout_s=30)
+            client.separate(data, out, **vars(options), timeout_s=30)
         except RemoteError as exc:
             assert exc.details, "an error status must say what went wrong"
             return exc.code
@@ -109,7 +109,7 @@ def test_a_stream_that_stops_mid_upload_frees_its_slot(tmp_path, start_server):
     assert failure == [grpc.StatusCode.CANCELLED]
     wait_until(lambda: sample(server, "stemserve_songs_in_flight") == 0)
     with client_for(server) as client:
-        assert not client.separate(wav_bytes(), tmp_path / "after", SPLIT).cache_hit  # still serving
+        assert not client.separate(wav_bytes(), tmp_path / "after", **vars(SPLIT)).cache_hit  # still serving
 
 
 def _drain(call) -> list[grpc.StatusCode]:

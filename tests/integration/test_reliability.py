@@ -17,13 +17,13 @@ import grpc
 import numpy as np
 import soundfile as sf
 from prometheus_client import generate_latest
+from stemserve.client import StemserveClient
+from stemserve.client.client import RemoteError
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.server.cache import RESULT_NAME, WORK_PREFIX, ResultCache
 
-from client import StemserveClient
-from client.client import RemoteError
-from server.cache import RESULT_NAME, WORK_PREFIX, ResultCache
-from server.serve_process import free_port, serve_process, start_serve_process
-from stemserve.options import SeparationOptions
 from tests.integration import test_service_support as support
+from tests.integration.serve_process import free_port, serve_process, start_serve_process
 from tests.integration.test_service_support import KEYS, client_for, wav_bytes, write_keys
 
 start_server = support.start_server  # the fixture, shared
@@ -39,7 +39,7 @@ def start_split5(repo: Path, cache_dir: Path, port: int) -> subprocess.Popen:
 def assert_complete_entry(entry: Path) -> None:
     result = json.loads((entry / RESULT_NAME).read_text())
     for stem in result["stems"]:
-        audio, rate = sf.read(entry / stem["file"], dtype="float32")
+        audio, rate = sf.read(entry / stem["path"], dtype="float32")
         assert rate == stem["sample_rate_hz"] and len(audio) == stem["nb_frames"], stem
         assert np.isfinite(audio).all()
 
@@ -53,7 +53,7 @@ def test_sigkill_while_writing_cache_entries_loses_nothing_complete(tmp_path, re
     def send(index: int) -> None:
         try:
             with StemserveClient(f"127.0.0.1:{port}") as client:
-                client.separate(songs[index], tmp_path / f"out{index}", SPLIT5, timeout_s=60)
+                client.separate(songs[index], tmp_path / f"out{index}", **vars(SPLIT5), timeout_s=60)
             finished.append(index)
         except RemoteError:
             pass  # the server died under this song
@@ -79,9 +79,9 @@ def test_sigkill_while_writing_cache_entries_loses_nothing_complete(tmp_path, re
         for entry in entries:
             assert_complete_entry(entry)
         with StemserveClient(f"127.0.0.1:{port}") as client:
-            again = client.separate(songs[finished[0]], tmp_path / "again", SPLIT5, timeout_s=60)
+            again = client.separate(songs[finished[0]], tmp_path / "again", **vars(SPLIT5), timeout_s=60)
         assert again.cache_hit
-        for name, path in again.stems.items():
+        for name, path in again.paths.items():
             assert path.read_bytes() == (tmp_path / f"out{finished[0]}" / path.name).read_bytes(), name
     finally:
         process.terminate()
@@ -101,11 +101,11 @@ def test_keys_never_reach_logs_or_metrics(tmp_path, start_server, caplog):
     caplog.set_level(logging.DEBUG)
     server = start_server(api_keys_file=write_keys(tmp_path / "keys.txt"))
     with client_for(server, "alice") as client:
-        client.separate(wav_bytes(), tmp_path / "a", SeparationOptions(model="split5"))
+        client.separate(wav_bytes(), tmp_path / "a", **vars(SeparationOptions(model="split5")))
     for presented in ("bob-secret-key-typo", "", KEYS["carol"][::-1]):
         with StemserveClient(f"127.0.0.1:{server.port}", api_key=presented or None) as client:
             try:
-                client.separate(wav_bytes(), tmp_path / "x", SeparationOptions(model="split5"))
+                client.separate(wav_bytes(), tmp_path / "x", **vars(SeparationOptions(model="split5")))
             except RemoteError as exc:
                 assert exc.code == grpc.StatusCode.UNAUTHENTICATED
             else:
@@ -120,9 +120,9 @@ def test_a_cached_result_needs_the_same_audio(tmp_path, start_server):
     server = start_server(api_keys_file=write_keys(tmp_path / "keys.txt"))
     song, other = wav_bytes(seed=1), wav_bytes(seed=2)
     with client_for(server, "alice") as alice, client_for(server, "bob") as bob:
-        first = alice.separate(song, tmp_path / "alice", SPLIT5)
+        first = alice.separate(song, tmp_path / "alice", **vars(SPLIT5))
         assert not first.cache_hit
-        assert not bob.separate(other, tmp_path / "bob-other", SPLIT5).cache_hit
-        same = bob.separate(song, tmp_path / "bob-same", SPLIT5)
+        assert not bob.separate(other, tmp_path / "bob-other", **vars(SPLIT5)).cache_hit
+        same = bob.separate(song, tmp_path / "bob-same", **vars(SPLIT5))
     assert same.cache_hit
-    assert same.stems["vocals"].read_bytes() == first.stems["vocals"].read_bytes()
+    assert same.paths["vocals"].read_bytes() == first.paths["vocals"].read_bytes()

@@ -20,17 +20,17 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from stemserve.client import RemoteError
+from stemserve.core.errors import InvalidOptionError
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.preprocess.chunk import WindowPlan
+from stemserve.server.app import create_server
+from stemserve.server.metrics import ServiceMetrics, start_metrics_server
+from stemserve.server.models import ModelPool, local_backends
 
-from client import RemoteError
-from preprocess.chunk import WindowPlan
-from server.app import create_server
-from server.metrics import ServiceMetrics, start_metrics_server
-from server.models import ModelPool, local_backends
-from server.serve_process import free_port
 from stemserve.cli import main
-from stemserve.errors import InvalidOptionError
-from stemserve.options import SeparationOptions
 from tests.integration import test_service_support as support
+from tests.integration.serve_process import free_port
 from tests.integration.test_service_support import (
     KEYS,
     SERVICE,
@@ -78,19 +78,19 @@ def test_graceful_shutdown_finishes_the_song_in_flight_and_refuses_new_ones(tmp_
     outcome: dict = {}
     with client_for(server) as client:
         worker = threading.Thread(
-            target=lambda: outcome.setdefault("result", client.separate(wav_bytes(0.5), tmp_path / "a", SPLIT4)))
+            target=lambda: outcome.setdefault("result", client.separate(wav_bytes(0.5), tmp_path / "a", **vars(SPLIT4))))
         worker.start()
         wait_until(gate.entered.is_set)
         stopping = threading.Thread(target=lambda: server.stop(grace_s=20))
         stopping.start()
         wait_until(lambda: health_refused(server.port))
         with client_for(server) as late, pytest.raises(RemoteError) as refused:
-            late.separate(wav_bytes(0.5), tmp_path / "b", SPLIT4)
+            late.separate(wav_bytes(0.5), tmp_path / "b", **vars(SPLIT4))
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE
         gate.open.set()
         worker.join(20)
         stopping.join(20)
-    assert outcome["result"].summary["audio_seconds"] == 0.5
+    assert outcome["result"].summary()["audio_seconds"] == 0.5
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
 
 
@@ -119,8 +119,8 @@ def test_tls_serves_encrypted_clients_only(tmp_path, start_server, certificate):
     cert, key = certificate
     server = start_server(tls_cert=cert, tls_key=key)
     with client_for(server, root_certificates=cert.read_bytes()) as client:
-        result = client.separate(wav_bytes(0.3), tmp_path / "out", SPLIT4)
-    assert result.summary["stems"]["vocals"]["nb_frames"] == round(0.3 * 44_100)
+        result = client.separate(wav_bytes(0.3), tmp_path / "out", **vars(SPLIT4))
+    assert result.summary()["stems"]["vocals"]["nb_frames"] == round(0.3 * 44_100)
     with client_for(server) as plaintext, pytest.raises(RemoteError) as failure:
         plaintext.list_models(timeout_s=5)
     assert failure.value.code == grpc.StatusCode.UNAVAILABLE
@@ -131,10 +131,10 @@ def test_metrics_endpoint_values_and_promtool(tmp_path, start_server):
     audio = wav_bytes(1.0)
     with client_for(server) as client:
         totals: list[int] = []
-        first = client.separate(audio, tmp_path / "a", SPLIT4, progress=lambda done, total: totals.append(total))
-        client.separate(audio, tmp_path / "b", SPLIT4)
+        first = client.separate(audio, tmp_path / "a", **vars(SPLIT4), progress=lambda done, total: totals.append(total))
+        client.separate(audio, tmp_path / "b", **vars(SPLIT4))
         with pytest.raises(RemoteError):
-            client.separate(b"junk" * 50, tmp_path / "c", SPLIT4)
+            client.separate(b"junk" * 50, tmp_path / "c", **vars(SPLIT4))
     rpc = "stemserve.v1.Separation/SplitStems"
     # the interceptor counts a call just after its status went out
     wait_until(lambda: sample(server, "stemserve_request_duration_seconds_count", rpc=rpc) == 3)
@@ -154,7 +154,7 @@ def test_metrics_endpoint_values_and_promtool(tmp_path, start_server):
     windows = WindowPlan.for_fraction(44_100, 4096, 0.25).nb_windows  # split5: segment 4096, overlap 25 %
     assert totals[-1] == windows
     assert sample(server, "stemserve_window_inference_duration_seconds_count", backend="onnxruntime") == windows
-    assert first.summary["audio_seconds"] == 1.0
+    assert first.summary()["audio_seconds"] == 1.0
     cache_bytes = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert sample(server, "stemserve_cache_size_bytes") == cache_bytes
     promtool = shutil.which("promtool")
@@ -224,15 +224,15 @@ def test_a_restarted_server_reports_and_serves_the_cache_it_finds(tmp_path, star
     first = start_server()
     audio = wav_bytes(0.5, seed=4)
     with client_for(first) as client:
-        original = client.separate(audio, tmp_path / "a", SPLIT4)
+        original = client.separate(audio, tmp_path / "a", **vars(SPLIT4))
     first.stop()
     second = start_server()  # same cache folder
     on_disk = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert on_disk > 0 and sample(second, "stemserve_cache_size_bytes") == on_disk
     with client_for(second) as client:
-        again = client.separate(audio, tmp_path / "b", SPLIT4)
+        again = client.separate(audio, tmp_path / "b", **vars(SPLIT4))
     assert again.cache_hit and not original.cache_hit
-    assert again.stems["bass"].read_bytes() == original.stems["bass"].read_bytes()
+    assert again.paths["bass"].read_bytes() == original.paths["bass"].read_bytes()
 
 
 def test_a_metrics_port_in_use_is_a_clear_error():
@@ -264,15 +264,20 @@ class RemoteLikeBackend:
     def ready(self) -> bool:
         return self.is_ready
 
+    checks_readiness = True
+
     @contextmanager
-    def deadline(self, seconds: float):
+    def deadline(self, seconds: float | None):
         self.deadlines.append(seconds)
         yield
+
+    def close(self) -> None:
+        self._backend.close()
 
 
 @pytest.fixture
 def remote_like(repo, start_server, monkeypatch):
-    monkeypatch.setattr("server.app.READINESS_POLL_S", 0.05)
+    monkeypatch.setattr("stemserve.server.app.READINESS_POLL_S", 0.05)
     made: list[RemoteLikeBackend] = []
     make = local_backends(repo, intra_op_threads=1)
 
@@ -298,7 +303,7 @@ def test_health_follows_a_remote_backends_readiness(remote_like):
 def test_the_calls_deadline_reaches_the_backend(tmp_path, remote_like):
     server, backend = remote_like
     with client_for(server) as client:
-        client.separate(wav_bytes(0.3), tmp_path / "a", SPLIT4, timeout_s=20)
-        client.separate(wav_bytes(0.3, seed=9), tmp_path / "b", SPLIT4)  # no deadline: none passed on
-    assert len(backend.deadlines) == 1 and 15 < backend.deadlines[0] <= 20
+        client.separate(wav_bytes(0.3), tmp_path / "a", **vars(SPLIT4), timeout_s=20)
+        client.separate(wav_bytes(0.3, seed=9), tmp_path / "b", **vars(SPLIT4))  # no deadline: none passed on
+    assert len(backend.deadlines) == 2 and 15 < backend.deadlines[0] <= 20 and backend.deadlines[1] is None
     assert sample(server, "stemserve_window_inference_duration_seconds_count", backend="remote-like") > 0

@@ -7,25 +7,25 @@ import json
 
 import grpc
 import pytest
+from stemserve.client import StemserveClient
+from stemserve.client.proto_gen import separation_pb2 as pb
+from stemserve.client.proto_gen import separation_pb2_grpc as pb_grpc
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.run import separate
+from stemserve.server.streaming import HEADER_GUARD_BYTES
 
-from client import StemserveClient
-from server.proto_gen import separation_pb2 as pb
-from server.proto_gen import separation_pb2_grpc as pb_grpc
-from server.streaming import HEADER_GUARD_BYTES
 from stemserve.cli import main
-from stemserve.options import SeparationOptions
-from stemserve.pipeline import separate
 from tests.integration import test_service_support as support
 from tests.integration.test_service_support import Gate, client_for, sample, wait_until, wav_bytes
 
 start_server = support.start_server  # the fixture, shared
 
 
-RUNTIME_KEYS = ("runtime_seconds",)
+RUNTIME_KEYS = ("runtime_seconds", "cache_hit")
 
 
 def comparable(summary: dict) -> dict:
-    """A summary without what differs between two runs: run time and output folder."""
+    """A summary without what differs between two runs: run time, cache hit and output folder."""
     stems = {name: {k: v for k, v in stem.items() if k != "path"} for name, stem in summary["stems"].items()}
     return {**{k: v for k, v in summary.items() if k not in RUNTIME_KEYS}, "stems": stems}
 
@@ -38,12 +38,12 @@ def test_stems_and_summary_equal_the_in_process_run(tmp_path, start_server, loca
     options = SeparationOptions(stems=stems, format=fmt, model="split5")
     progress: list[tuple[int, int]] = []
     with client_for(server) as client:
-        remote = client.separate(audio, tmp_path / "remote", options, progress=lambda d, t: progress.append((d, t)))
+        remote = client.separate(audio, tmp_path / "remote", **vars(options), progress=lambda d, t: progress.append((d, t)))
     local = separate(audio, tmp_path / "local", local_backend("split5"), options).summary()
-    assert comparable(remote.summary) == comparable(local)
-    assert list(remote.summary["stems"]) == list(local["stems"])  # the preset's order
+    assert comparable(remote.summary()) == comparable(local)
+    assert list(remote.summary()["stems"]) == list(local["stems"])  # the preset's order
     for name in local["stems"]:
-        remote_path, local_path = remote.stems[name], tmp_path / "local" / f"{name}.{fmt}"
+        remote_path, local_path = remote.paths[name], tmp_path / "local" / f"{name}.{fmt}"
         assert remote_path.name == local_path.name
         assert remote_path.read_bytes() == local_path.read_bytes()
     assert not remote.cache_hit
@@ -58,14 +58,14 @@ def test_a_repeat_is_a_cache_hit_with_identical_bytes(tmp_path, start_server):
     audio = wav_bytes(1.0)
     options = SeparationOptions(stems=4, model="split4", format="flac")
     with client_for(server) as client:
-        first = client.separate(audio, tmp_path / "first", options)
+        first = client.separate(audio, tmp_path / "first", **vars(options))
         windows = sample(server, "stemserve_window_inference_duration_seconds_count", backend="onnxruntime")
-        second = client.separate(audio, tmp_path / "second", options)
-        other = client.separate(audio, tmp_path / "other", SeparationOptions(stems=4, model="split4"))
+        second = client.separate(audio, tmp_path / "second", **vars(options))
+        other = client.separate(audio, tmp_path / "other", **vars(SeparationOptions(stems=4, model="split4")))
     assert (first.cache_hit, second.cache_hit, other.cache_hit) == (False, True, False)
-    for name, path in first.stems.items():
-        assert second.stems[name].read_bytes() == path.read_bytes()
-    assert comparable(second.summary) == comparable(first.summary)
+    for name, path in first.paths.items():
+        assert second.paths[name].read_bytes() == path.read_bytes()
+    assert comparable(second.summary()) == comparable(first.summary())
     assert sample(server, "stemserve_cache_hits_total") == 1
     assert sample(server, "stemserve_cache_misses_total") == 2
     after = sample(server, "stemserve_window_inference_duration_seconds_count", backend="onnxruntime")
@@ -104,10 +104,10 @@ def test_client_is_usable_as_a_library_with_a_path(tmp_path, start_server):
     song = tmp_path / "song.wav"
     song.write_bytes(wav_bytes(0.5, seed=5))
     with StemserveClient(f"127.0.0.1:{server.port}") as client:
-        result = client.separate(song, tmp_path / "out", SeparationOptions(stems=5, model="split5"))
+        result = client.separate(song, tmp_path / "out", **vars(SeparationOptions(stems=5, model="split5")))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"{n}.wav" for n in ("vocals", "drums", "bass", "piano", "other"))
-    assert result.summary["input"]["bytes"] == song.stat().st_size
+    assert result.summary()["input"]["bytes"] == song.stat().st_size
 
 
 def test_stem_bytes_arrive_before_the_song_is_finished(tmp_path, start_server, local_backend):
@@ -147,7 +147,7 @@ def test_a_longer_song_streamed_while_separating_equals_the_in_process_files(tmp
     audio = wav_bytes(12.0, seed=7)  # ~2 MB per stem: the server sends stem bytes before the song is done
     options = SeparationOptions(stems=4, model="split5", bit_depth="24")
     with client_for(server) as client:
-        remote = client.separate(audio, tmp_path / "remote", options)
+        remote = client.separate(audio, tmp_path / "remote", **vars(options))
     separate(audio, tmp_path / "local", local_backend("split5"), options)
-    for path in remote.stems.values():
+    for path in remote.paths.values():
         assert path.read_bytes() == (tmp_path / "local" / path.name).read_bytes()

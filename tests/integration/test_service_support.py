@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from stemserve.client import StemserveClient
+from stemserve.core.settings import Settings
+from stemserve.server.auth import hash_api_key
+from stemserve.server.metrics import ServiceMetrics
+from stemserve.server.models import ModelPool, local_backends
 
-from client import StemserveClient
-from server.auth import hash_api_key
-from server.background import BackgroundServer
-from server.metrics import ServiceMetrics
-from server.models import ModelPool, local_backends
-from stemserve.settings import Settings
 from tests.conftest import tone_mix
+from tests.integration.background_server import BackgroundServer
 
 SERVICE = "stemserve.v1.Separation"
 KEYS = {"alice": "alice-secret-key", "bob": "bob-secret-key", "carol": "carol-secret-key"}
@@ -66,6 +66,17 @@ class GatedBackend:
 
     def warm_up(self) -> None:
         self._backend.warm_up()
+
+    checks_readiness = False
+
+    def ready(self) -> bool:
+        return True
+
+    def deadline(self, seconds):
+        return self._backend.deadline(seconds)
+
+    def close(self) -> None:
+        self._backend.close()
 
 
 class Gate:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 from grpc_health.v1 import health_pb2
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.run import separate
+from stemserve.server.triton.process import TritonProcess
 
-from server.triton.process import TritonProcess
-from stemserve.options import SeparationOptions
-from stemserve.pipeline import separate
 from tests.integration import test_service_support as support
 from tests.integration import test_triton_support as triton_support
 from tests.integration.test_service_support import SERVICE, client_for, health_of, sample, wait_until, wav_bytes
@@ -23,17 +23,17 @@ def test_songs_separate_on_triton_like_in_process(tmp_path, start_server, triton
     audio = wav_bytes(2.0, seed=5)
     options = SeparationOptions(stems=5, model="split5", bit_depth="float")
     with client_for(server) as client:
-        remote = client.separate(audio, tmp_path / "remote", options, timeout_s=60)
+        remote = client.separate(audio, tmp_path / "remote", **vars(options), timeout_s=60)
     local = separate(audio, tmp_path / "local", local_backend("split5"), options)
-    assert list(remote.stems) == list(local.stems)
-    for name, path in remote.stems.items():
-        got, expected = sf.read(path, dtype="float32")[0], sf.read(local.stems[name].path, dtype="float32")[0]
+    assert list(remote.paths) == list(local.paths)
+    for name, path in remote.paths.items():
+        got, expected = sf.read(path, dtype="float32")[0], sf.read(local.paths[name], dtype="float32")[0]
         np.testing.assert_allclose(got, expected, atol=1e-5)
     assert sample(server, "stemserve_window_inference_duration_seconds_count", backend="triton") > 0
 
 
 def test_health_follows_tritons_readiness(tmp_path, start_server, monkeypatch):
-    monkeypatch.setattr("server.app.READINESS_POLL_S", 0.1)
+    monkeypatch.setattr("stemserve.server.app.READINESS_POLL_S", 0.1)
     triton_support.write_repository(tmp_path / "models")
     process = TritonProcess(triton_support.triton_config(tmp_path))
     process.start()

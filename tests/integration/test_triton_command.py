@@ -10,7 +10,8 @@ import sys
 import time
 import urllib.request
 
-from server.triton.process import free_ports
+from stemserve.server.triton.process import free_ports
+
 from tests.integration.test_triton_support import write_repository
 
 

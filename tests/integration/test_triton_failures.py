@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stemserve.backends.local import LocalBackend
+from stemserve.backends.triton import TritonBackend, TritonClientConfig
+from stemserve.core.errors import BackendUnavailableError
+from stemserve.core.model_config import load_model
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.run import separate
+from stemserve.server.triton.process import SHM_DIR, TritonProcess, free_ports
 
-from server.backends.local import LocalBackend
-from server.backends.triton import TritonBackend, TritonClientConfig
-from server.triton.process import SHM_DIR, TritonProcess, free_ports
-from stemserve.errors import BackendUnavailableError
-from stemserve.model_config import load_model
-from stemserve.options import SeparationOptions
-from stemserve.pipeline import separate
 from tests.integration import test_triton_support as support
 from tests.integration.test_triton_support import read_stems, song
 

@@ -10,13 +10,13 @@ import urllib.request
 
 import numpy as np
 import pytest
+from stemserve.backends.local import LocalBackend
+from stemserve.backends.triton import TritonBackend, TritonClientConfig
+from stemserve.core.errors import DeadlineExceededError
+from stemserve.core.model_config import load_model
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.run import separate
 
-from server.backends.local import LocalBackend
-from server.backends.triton import TritonBackend, TritonClientConfig
-from stemserve.errors import DeadlineExceededError
-from stemserve.model_config import load_model
-from stemserve.options import SeparationOptions
-from stemserve.pipeline import separate
 from tests.integration import test_triton_support as support
 from tests.integration.test_triton_support import model_counters, read_stems, song
 

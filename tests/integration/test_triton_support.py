@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from stemserve.server.triton.process import TritonConfig, TritonProcess
+from stemserve.server.triton.repository import CpuVariantOptions
 
-from server.triton.process import TritonConfig, TritonProcess
-from server.triton.repository import CpuVariantOptions
 from tests.conftest import tone_mix
 from tests.model_fixtures import write_mask_model
 
@@ -64,7 +64,7 @@ def song(seconds: float, seed: int = 0) -> bytes:
 
 
 def read_stems(result) -> dict[str, np.ndarray]:
-    return {name: sf.read(stem.path, dtype="float32")[0] for name, stem in result.stems.items()}
+    return {name: sf.read(path, dtype="float32")[0] for name, path in result.paths.items()}
 
 
 def model_counters(metrics_url: str, model: str) -> dict[str, float]:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from export.architectures import ARCHITECTURES, Architecture
-from export.synthetic import (
+from stemserve.export.architectures import ARCHITECTURES, Architecture
+from stemserve.export.synthetic import (
     random_htdemucs,
     random_umx_targets,
     write_demucs_bag,

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from stemserve.train.arrange import STEMS
+from stemserve.train.metrics import clip_scores
 
 from benchmarks.quality import check_targets, evaluate
 from benchmarks.quality_methods import dsp_baseline, oracle_ratio_mask
 from benchmarks.quality_report import write_listening_report
 from benchmarks.quality_sets import HELD_OUT_FIRST_SEED, Clip, stem_for_part
-from train.arrange import STEMS
-from train.metrics import clip_scores
 
 RATE = 8000
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from preprocess.chunk import WindowPlan, separate_windows
+from stemserve.preprocess.chunk import WindowPlan, separate_windows
 
 
 def identity(batch: np.ndarray) -> np.ndarray:

@@ -4,9 +4,9 @@ import struct
 import numpy as np
 import pytest
 import soundfile as sf
+from stemserve.core.errors import InvalidAudioError
+from stemserve.preprocess.decode import DecodeLimits, decode, probe
 
-from preprocess.decode import DecodeLimits, decode, probe
-from stemserve.errors import InvalidAudioError
 from tests.conftest import tone_mix
 
 
@@ -114,7 +114,7 @@ def test_limits_are_checked_before_decoding():
 
 
 def test_input_properties_are_logged_once(caplog):
-    caplog.set_level("INFO", logger="preprocess.decode")
+    caplog.set_level("INFO", logger="stemserve.preprocess.decode")
     decode(encoded(tone_mix(4_410), 44_100, "WAV"))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("input_audio")]
     assert lines == [

@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-
-from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, file_sha256, load_model
-from train.arrange import STEMS, generate_song
-from train.export_onnx import SEGMENT_SAMPLES, export_onnx
-from train.metrics import sdr_db, stem_is_active
-from train.train import load_separator
+from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME, file_sha256, load_model
+from stemserve.train.arrange import STEMS, generate_song
+from stemserve.train.export_onnx import SEGMENT_SAMPLES, export_onnx
+from stemserve.train.metrics import sdr_db, stem_is_active
+from stemserve.train.train import load_separator
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = ROOT / "model_repository"
@@ -64,7 +63,7 @@ def test_stems_sum_to_the_mix(session) -> None:
 
 @pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
 def test_separates_a_held_out_generated_song(session) -> None:
-    from train.render import open_renderers, render_song
+    from stemserve.train.render import open_renderers, render_song
 
     song = generate_song(TEST_SEED, duration_s=SEGMENT_SAMPLES / 44100)
     stems = render_song(song, open_renderers(("TimGM6mb.sf2",)))[..., :SEGMENT_SAMPLES]

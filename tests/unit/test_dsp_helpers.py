@@ -3,11 +3,11 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from stemserve.preprocess.channels import to_stereo
+from stemserve.preprocess.encode import EncodeOptions, StemWriter
+from stemserve.preprocess.normalize import clipping_warnings, normalization_gain
+from stemserve.preprocess.resample import StreamResampler, resample
 
-from preprocess.channels import to_stereo
-from preprocess.encode import EncodeOptions, StemWriter
-from preprocess.normalize import clipping_warnings, normalization_gain
-from preprocess.resample import StreamResampler, resample
 from tests.conftest import tone_mix
 
 

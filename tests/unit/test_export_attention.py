@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from stemserve.export.attention import BlockedAttention, swap_attention
 from torch import nn
 
-from export.attention import BlockedAttention, swap_attention
 from tests.unit import export_fixtures
 
 one_thread = export_fixtures.one_thread

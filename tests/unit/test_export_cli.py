@@ -1,4 +1,4 @@
-"""``python -m export``: clear errors, nothing half-written."""
+"""``python -m stemserve.export``: clear errors, nothing half-written."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from stemserve.export.__main__ import main
 
-from export.__main__ import main
 from tests.unit import export_fixtures
 
 one_thread = export_fixtures.one_thread

@@ -10,13 +10,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from stemserve.core.model_config import file_sha256, load_model, parse_pbtxt
+from stemserve.export.__main__ import main
+from stemserve.export.checkpoints import load_checkpoint
+from stemserve.export.demucs_graph import BagGraph, HTDemucsGraph
+from stemserve.export.exporter import ExportConfig, run_export
+from stemserve.export.onnx_export import check_parity, open_session, parity_signal
 
-from export.__main__ import main
-from export.checkpoints import load_checkpoint
-from export.demucs_graph import BagGraph, HTDemucsGraph
-from export.exporter import ExportConfig, run_export
-from export.onnx_export import check_parity, open_session, parity_signal
-from stemserve.model_config import file_sha256, load_model, parse_pbtxt
 from tests.unit import export_fixtures
 from tests.unit.export_fixtures import (
     SMALL_HTDEMUCS_SAMPLES,
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def exported(htdemucs_package: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``python -m export htdemucs`` into a fresh repository; (stdout, repository)."""
+    """``python -m stemserve.export htdemucs`` into a fresh repository; (stdout, repository)."""
     repository = tmp_path_factory.mktemp("repo")
     stdout = io.StringIO()
     torch.set_num_threads(1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from stemserve.export.stft_graph import FactorizedISTFT, FactorizedSTFT, split_size
 from torch.nn import functional as F
 
-from export.stft_graph import FactorizedISTFT, FactorizedSTFT, split_size
 from tests.unit import export_fixtures
 
 one_thread = export_fixtures.one_thread

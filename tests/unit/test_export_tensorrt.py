@@ -11,9 +11,8 @@ import types
 from pathlib import Path
 
 import pytest
-
-from export.errors import ExportError, TensorRTUnavailableError
-from export.tensorrt_build import EngineProfile, build_engine
+from stemserve.export.errors import ExportError, TensorRTUnavailableError
+from stemserve.export.tensorrt_build import EngineProfile, build_engine
 
 
 class _Recorder:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stemserve.core.model_config import load_model
+from stemserve.export.checkpoints import load_checkpoint
+from stemserve.export.exporter import ExportConfig, build_graph, run_export
+from stemserve.export.onnx_export import open_session, parity_signal
 
-from export.checkpoints import load_checkpoint
-from export.exporter import ExportConfig, build_graph, run_export
-from export.onnx_export import open_session, parity_signal
-from stemserve.model_config import load_model
 from tests.unit import export_fixtures
 from tests.unit.export_fixtures import small_umx
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from stemserve.export.packages import openunmix_model
+from stemserve.export.wiener_graph import wiener_excerpt, wiener_windows
 
-from export.packages import openunmix_model
-from export.wiener_graph import wiener_excerpt, wiener_windows
 from tests.unit import export_fixtures
 
 one_thread = export_fixtures.one_thread

@@ -6,9 +6,9 @@ import io
 import numpy as np
 import pytest
 import soundfile as sf
+from stemserve.core.errors import InvalidAudioError
+from stemserve.preprocess.decode import decode
 
-from preprocess.decode import decode
-from stemserve.errors import InvalidAudioError
 from tests.conftest import tone_mix
 from tests.unit.test_decode import wav_with_header
 

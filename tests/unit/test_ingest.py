@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from stemserve.preprocess.chunk import StreamedSignal, WindowPlan, separate_windows
+from stemserve.preprocess.ingest import model_rate_blocks, scan
+from stemserve.preprocess.resample import resample
 
-from preprocess.chunk import StreamedSignal, WindowPlan, separate_windows
-from preprocess.ingest import model_rate_blocks, scan
-from preprocess.resample import resample
 from tests.conftest import tone_mix
 
 

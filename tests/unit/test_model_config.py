@@ -1,7 +1,6 @@
 import pytest
-
-from stemserve.errors import ModelConfigError, ModelNotFoundError
-from stemserve.model_config import ModelSpec, load_model, parse_pbtxt, render_config, spec_from_config
+from stemserve.core.errors import ModelConfigError, ModelNotFoundError
+from stemserve.core.model_config import ModelSpec, load_model, parse_pbtxt, render_config, spec_from_config
 
 TRITON_STYLE = """
 name: "demo"  # a comment

@@ -3,10 +3,10 @@ import io
 import numpy as np
 import pytest
 import soundfile as sf
+from stemserve.core.errors import InvalidAudioError, InvalidOptionError
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.run import separate
 
-from stemserve.errors import InvalidAudioError, InvalidOptionError
-from stemserve.options import SeparationOptions
-from stemserve.pipeline import separate
 from tests.conftest import tone_mix
 
 
@@ -29,7 +29,7 @@ def test_identity_model_end_to_end_reproduces_input(tmp_path, local_backend, nb_
     assert rate == 44_100 and vocals.shape == audio.shape
     np.testing.assert_allclose(vocals, audio, atol=1e-5)
     np.testing.assert_array_equal(read(tmp_path / "drums.wav")[0], 0.0)
-    assert result.stems["vocals"].nb_frames == nb_frames and result.audio_seconds == round(nb_frames / 44_100, 3)
+    assert result.stem("vocals").nb_frames == nb_frames and result.audio_seconds == round(nb_frames / 44_100, 3)
 
 
 def test_normalization_is_undone_so_stem_levels_match_the_input(tmp_path, local_backend):
@@ -62,7 +62,7 @@ def test_output_rate_and_exact_length(tmp_path, local_backend, in_rate, requeste
     result = separate(wav_bytes(audio, in_rate), tmp_path, local_backend("split5"), options)
     vocals, rate = read(tmp_path / "vocals.wav")
     assert rate == expected and len(vocals) == round(len(audio) * expected / in_rate)
-    assert result.stems["other"].nb_frames == len(vocals)
+    assert result.stem("other").nb_frames == len(vocals)
     reference = np.sqrt(np.mean((0.4 * audio) ** 2))
     assert abs(np.sqrt(np.mean(vocals[100:-100] ** 2)) / reference - 1) < 0.02
 
@@ -81,7 +81,7 @@ def test_clipping_warning_without_rescaling(tmp_path, local_backend):
     options = SeparationOptions(model="identity5", bit_depth="float")
     result = separate(wav_bytes(loud, 44_100), tmp_path, local_backend("identity5"), options)
     peak = float(np.abs(loud).max())
-    assert result.warnings == [
+    assert list(result.warnings) == [
         (f"clipping risk: stem 'vocals' peaks at {peak:.3f} (above full scale 1.0); "
          "integer and mp3 outputs are clipped, float wav keeps it")
     ]

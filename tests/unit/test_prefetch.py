@@ -2,8 +2,7 @@ import threading
 import time
 
 import pytest
-
-from preprocess.prefetch import prefetched
+from stemserve.preprocess.prefetch import prefetched
 
 
 def test_items_come_in_order_and_the_producer_runs_ahead():

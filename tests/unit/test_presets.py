@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from stemserve.errors import InvalidOptionError
-from stemserve.presets import resolve
+from stemserve.core.errors import InvalidOptionError
+from stemserve.core.presets import resolve
 
 FIVE = ("vocals", "drums", "bass", "piano", "other")
 SIX = ("vocals", "drums", "bass", "guitar", "piano", "other")

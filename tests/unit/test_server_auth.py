@@ -1,9 +1,8 @@
 import hashlib
 
 import pytest
-
-from server.auth import ApiKeys, hash_api_key, main
-from stemserve.errors import AuthenticationError, InvalidOptionError
+from stemserve.core.errors import AuthenticationError, InvalidOptionError
+from stemserve.server.auth import ApiKeys, hash_api_key, main
 
 
 def keys_file(tmp_path, text):

@@ -2,20 +2,22 @@ import os
 import time
 
 import pytest
-
-from server.cache import RESULT_NAME, WORK_PREFIX, ResultCache, cache_key
-from stemserve.errors import InvalidOptionError
-from stemserve.options import SeparationOptions
+from stemserve.client.records import SeparationRecord, StemRecord
+from stemserve.core.errors import InvalidOptionError
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.server.cache import RESULT_NAME, WORK_PREFIX, ResultCache, cache_key
 
 
 def finished(cache: ResultCache, payload: bytes, names=("vocals", "other")) -> tuple:
     """A work folder holding stems as a separation leaves them, and its record."""
     stems_dir = cache.new_work_dir() / "stems"
     stems_dir.mkdir()
-    record = {"model_name": "m", "stems": []}
+    stems = []
     for index, name in enumerate(names):
         (stems_dir / f"{name}.wav").write_bytes(payload + bytes([index]))
-        record["stems"].append({"name": name, "file": f"{name}.wav"})
+        stems.append(StemRecord(name, f"{name}.wav", 44_100, 10, "wav", len(payload) + 1))
+    record = SeparationRecord(model_name="m", model_version="v1", runtime_seconds=1.5, device="cpu",
+                              audio_seconds=2.0, input={"duration_s": 2.0}, warnings=("w",), stems=tuple(stems))
     return stems_dir, record
 
 
@@ -57,11 +59,11 @@ def test_store_then_lookup_returns_the_same_bytes_in_order(tmp_path):
 
 
 def test_least_recently_used_entries_are_evicted_to_the_bound(tmp_path):
-    cache = ResultCache(tmp_path, max_bytes=2_500)  # each entry is ~1 kB
+    cache = ResultCache(tmp_path, max_bytes=2_500)  # each entry is ~1.1 kB
     for n in (1, 2):
-        read_all(cache.store(key(n), *finished(cache, b"y" * 500)))
+        read_all(cache.store(key(n), *finished(cache, b"y" * 300)))
     read_all(cache.lookup(key(1)))  # 1 is now more recent than 2
-    read_all(cache.store(key(3), *finished(cache, b"z" * 500)))
+    read_all(cache.store(key(3), *finished(cache, b"z" * 300)))
     assert (key(1) in cache, key(2) in cache, key(3) in cache) == (True, False, True)
     assert not (tmp_path / key(2)).exists() and cache.size_bytes <= 2_500
     entries = [p.name for p in tmp_path.iterdir() if not p.name.startswith(WORK_PREFIX)]
@@ -84,11 +86,11 @@ def test_disabled_cache_serves_once_and_keeps_nothing(tmp_path):
 
 def test_an_entry_being_read_survives_its_eviction(tmp_path):
     cache = ResultCache(tmp_path, max_bytes=1_500)
-    read_all(cache.store(key(1), *finished(cache, b"a" * 600)))
+    read_all(cache.store(key(1), *finished(cache, b"a" * 300)))
     reading = cache.lookup(key(1))
-    read_all(cache.store(key(2), *finished(cache, b"b" * 600)))  # evicts 1
+    read_all(cache.store(key(2), *finished(cache, b"b" * 300)))  # evicts 1
     assert key(1) not in cache and not (tmp_path / key(1)).exists()
-    assert read_all(reading)["vocals"] == b"a" * 600 + b"\x00"
+    assert read_all(reading)["vocals"] == b"a" * 300 + b"\x00"
 
 
 def test_reopening_keeps_entries_and_recency_and_drops_crash_leftovers(tmp_path):

@@ -1,7 +1,6 @@
 import pytest
-
-from server.limits import ConcurrencyLimits
-from stemserve.errors import InvalidOptionError, ResourceExhaustedError
+from stemserve.core.errors import InvalidOptionError, ResourceExhaustedError
+from stemserve.server.limits import ConcurrencyLimits
 
 
 def test_per_key_limit_then_global_limit():

@@ -2,12 +2,9 @@
 
 import grpc
 import pytest
-
-from client.client import options_to_proto
-from server.messages import REMOVE_VOCALS, SPLIT_STEMS, model_info, options_from_proto
-from server.proto_gen import separation_pb2 as pb
-from server.status import rejection_reason, status_code
-from stemserve.errors import (
+from stemserve.client.client import options_to_proto
+from stemserve.client.proto_gen import separation_pb2 as pb
+from stemserve.core.errors import (
     AuthenticationError,
     BackendUnavailableError,
     DeadlineExceededError,
@@ -18,8 +15,10 @@ from stemserve.errors import (
     ResourceExhaustedError,
     StemserveError,
 )
-from stemserve.model_config import ModelSpec
-from stemserve.options import SeparationOptions
+from stemserve.core.model_config import ModelSpec
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.server.messages import REMOVE_VOCALS, SPLIT_STEMS, model_info, options_from_proto
+from stemserve.server.status import rejection_reason, status_code
 
 
 def test_empty_options_get_each_rpcs_defaults():
@@ -42,7 +41,7 @@ def test_every_field_is_translated():
 ])
 def test_client_and_server_translations_round_trip(options):
     rpc = REMOVE_VOCALS if options.stems == 2 else SPLIT_STEMS
-    assert options_from_proto(rpc, options_to_proto(options), "dflt") == options
+    assert options_from_proto(rpc, options_to_proto(vars(options)), "dflt") == options
 
 
 @pytest.mark.parametrize("rpc,message,fragment", [

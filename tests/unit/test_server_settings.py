@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
+from stemserve.core.errors import InvalidOptionError
+from stemserve.core.settings import Settings
 
 from stemserve.cli import get_parser
-from stemserve.errors import InvalidOptionError
-from stemserve.settings import Settings
 
 
 def test_environment_and_flags_fill_the_server_fields():
@@ -43,9 +43,9 @@ def test_serve_flags_map_onto_settings():
 
 
 def test_triton_flag_selects_triton_backends_without_connecting(tmp_path):
-    from server.metrics import ServiceMetrics
-    from server.models import ModelPool
-    from stemserve.errors import ModelNotFoundError
+    from stemserve.core.errors import ModelNotFoundError
+    from stemserve.server.metrics import ServiceMetrics
+    from stemserve.server.models import ModelPool
 
     args = get_parser().parse_args(["serve", "--triton", "triton:8001", "--models", "a,b"])
     settings = Settings.load({"triton_url": args.triton_url, "models": args.models,

@@ -4,9 +4,8 @@ import os
 import random
 
 import pytest
-
-from server.cache import Entry
-from server.streaming import (
+from stemserve.server.cache import Entry
+from stemserve.server.streaming import (
     HEADER_GUARD_BYTES,
     MIN_EARLY_BYTES,
     StemTailer,
@@ -118,9 +117,9 @@ def test_complete_files_are_sent_whole_in_order(tmp_path):
 
 
 def test_client_coverage_is_whole_only_without_gaps():
-    from client.client import _Coverage
+    from stemserve.client.client import Coverage
 
-    coverage = _Coverage()
+    coverage = Coverage()
     coverage.add(GUARD, 1000)
     coverage.add(GUARD + 2000, 10)
     assert coverage.ranges == [(GUARD, GUARD + 1000), (GUARD + 2000, GUARD + 2010)]
@@ -133,22 +132,27 @@ def test_client_coverage_is_whole_only_without_gaps():
 
 def test_client_refuses_a_stem_with_a_gap_and_leaves_no_file(tmp_path):
     import grpc
+    from stemserve.client.client import Receiver, RemoteError, StemFiles
+    from stemserve.client.proto_gen import separation_pb2 as pb
 
-    from client.client import RemoteError, _StemFiles
-    from server.proto_gen import separation_pb2 as pb
+    def chunk(data: bytes, offset: int) -> pb.SeparateResponse:
+        return pb.SeparateResponse(stem_chunk=pb.StemChunk(stem="vocals", data=data, offset=offset))
 
-    files = _StemFiles(tmp_path, "wav")
-    files.write(pb.StemChunk(stem="vocals", data=b"tail", offset=GUARD))
-    files.write(pb.StemChunk(stem="vocals", data=b"h" * (GUARD - 1), offset=0))  # one byte short
+    result = pb.SeparateResponse(result=pb.SeparationResult(stems=[pb.StemInfo(name="vocals", nb_bytes=GUARD + 4)]))
+    files = StemFiles(tmp_path, "wav")
+    receiver = Receiver(files, None)
+    for response in (chunk(b"tail", GUARD), chunk(b"h" * (GUARD - 1), 0), result):  # one byte short
+        receiver.take(response)
     with pytest.raises(RemoteError) as failure:
-        files.commit([pb.StemInfo(name="vocals", nb_bytes=GUARD + 4)])
+        receiver.finish()
     files.discard()
     assert failure.value.code == grpc.StatusCode.DATA_LOSS
     assert f"must be bytes [0, {GUARD + 4}), got [(0, {GUARD - 1}), ({GUARD}, {GUARD + 4})]" in str(failure.value)
     assert list(tmp_path.iterdir()) == []
-    whole = _StemFiles(tmp_path, "wav")
-    whole.write(pb.StemChunk(stem="vocals", data=b"tail", offset=GUARD))
-    whole.write(pb.StemChunk(stem="vocals", data=b"h" * GUARD, offset=0))
-    assert whole.commit([pb.StemInfo(name="vocals", nb_bytes=GUARD + 4)]) == {"vocals": tmp_path / "vocals.wav"}
+    whole = StemFiles(tmp_path, "wav")
+    receiver = Receiver(whole, None)
+    for response in (chunk(b"tail", GUARD), chunk(b"h" * GUARD, 0), result):
+        receiver.take(response)
+    assert receiver.finish().paths == {"vocals": tmp_path / "vocals.wav"}
     whole.discard()
     assert (tmp_path / "vocals.wav").read_bytes() == b"h" * GUARD + b"tail"

@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from train.average import average_models
-from train.average import main as average_main
-from train.model import ModelConfig, Separator
-from train.train import load_separator, save
+from stemserve.train.average import average_models
+from stemserve.train.average import main as average_main
+from stemserve.train.model import ModelConfig, Separator
+from stemserve.train.train import load_separator, save
 
 CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True)
 

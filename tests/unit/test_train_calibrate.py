@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from train.arrange import STEMS
-from train.calibrate import SelectionLogits, calibrated, fold_calibration, search
-from train.calibrate import main as calibrate_main
-from train.model import ModelConfig, Separator
-from train.score import score, score_model
-from train.train import load_separator, save
+from stemserve.train.arrange import STEMS
+from stemserve.train.calibrate import SelectionLogits, calibrated, fold_calibration, search
+from stemserve.train.calibrate import main as calibrate_main
+from stemserve.train.model import ModelConfig, Separator
+from stemserve.train.score import score, score_model
+from stemserve.train.train import load_separator, save
 
 CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=2, stereo_cues=True, phase_cues=True,
                      low_band_bins=12)

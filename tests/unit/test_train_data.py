@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from train.arrange import CHOIR_PROGRAMS, MAJOR, MINOR, STEMS, VARIED_BASS_PROGRAMS, generate_song, vary_song
-from train.dataset import RemixSampler, SongCache, resample
-from train.ensemble import ensemble_song
-from train.singer import sing
+from stemserve.train.arrange import CHOIR_PROGRAMS, MAJOR, MINOR, STEMS, VARIED_BASS_PROGRAMS, generate_song, vary_song
+from stemserve.train.dataset import RemixSampler, SongCache, resample
+from stemserve.train.ensemble import ensemble_song
+from stemserve.train.singer import sing
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
@@ -81,7 +80,7 @@ def test_singer_sings_the_requested_pitch() -> None:
 
 @pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
 def test_rendered_stems_follow_the_arrangement() -> None:
-    from train.render import open_renderers, render_song
+    from stemserve.train.render import open_renderers, render_song
 
     renderers = open_renderers(("TimGM6mb.sf2",))
     song = generate_song(3, duration_s=4.0)
@@ -150,8 +149,8 @@ def test_balanced_sampler_starts_every_audible_stem_at_one_level(tmp_path: Path,
 
 @pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
 def test_cache_renders_varied_songs_with_the_soundfont_asked_for(tmp_path: Path) -> None:
-    from train.make_cache import main, song_path
-    from train.render import open_renderers, render_song
+    from stemserve.train.make_cache import main, song_path
+    from stemserve.train.render import open_renderers, render_song
 
     seed = 1001  # as a 3-s song, varying it changes its bass program and an "other" part
     for name, extra in (("plain", []), ("varied", ["--vary"])):
@@ -312,7 +311,7 @@ class _RecordingRenderer:
 
 
 def test_every_ensemble_lead_vocal_gets_a_choir_layer_and_band_songs_only_some() -> None:
-    from train.render import render_song
+    from stemserve.train.render import render_song
 
     def layered(song) -> bool:
         renderer = _RecordingRenderer()
@@ -326,7 +325,7 @@ def test_every_ensemble_lead_vocal_gets_a_choir_layer_and_band_songs_only_some()
 
 
 def test_blend_songs_render_every_stem_with_one_soundfont_and_sing_inner_voices_with_the_leads_patch() -> None:
-    from train.render import render_song
+    from stemserve.train.render import render_song
 
     seeds = range(4000, 4030)
     blend = [ensemble_song(seed, 2.0, crossing=True, blend=True) for seed in seeds]
@@ -371,8 +370,8 @@ def test_song_cache_reads_several_folders_in_order(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not SOUNDFONT.exists(), reason="needs the timgm6mb-soundfont Debian package")
 def test_cache_renders_ensemble_songs_and_refuses_two_kinds_or_an_unknown_one(tmp_path: Path) -> None:
-    from train.make_cache import build_cache, main, song_path
-    from train.render import open_renderers, render_song
+    from stemserve.train.make_cache import build_cache, main, song_path
+    from stemserve.train.render import open_renderers, render_song
 
     main(["--out", str(tmp_path), "--first-seed", "2000", "--count", "1", "--duration-s", "3",
           "--soundfont", SOUNDFONT.name, "--ensemble"])

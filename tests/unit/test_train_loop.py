@@ -5,10 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from train.arrange import STEMS
-from train.model import ModelConfig, Separator, low_band_magnitude, widen
-from train.train import learning_rate, load_separator, low_band_mix, main, random_eq, validate
+from stemserve.train.arrange import STEMS
+from stemserve.train.model import ModelConfig, Separator, low_band_magnitude, widen
+from stemserve.train.train import learning_rate, load_separator, low_band_mix, main, random_eq, validate
 
 
 def _cache(directory: Path) -> Path:
@@ -193,8 +192,8 @@ def test_plain_eq_is_a_tilt_in_octaves_and_bumps_add_resonances() -> None:
 
 
 def test_score_ranks_checkpoints_by_the_mean_of_the_sets(tmp_path: Path, capsys) -> None:
-    from train.score import main as score_main
-    from train.score import score
+    from stemserve.train.score import main as score_main
+    from stemserve.train.score import score
 
     cache = _cache(tmp_path / "cache")
     unseen = tmp_path / "unseen"

@@ -7,9 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-from train.model import ModelConfig
-from train.train import spectral_loss, stem_spectra
+from stemserve.train.model import ModelConfig
+from stemserve.train.train import spectral_loss, stem_spectra
 
 
 def _stems(seed: int = 0) -> torch.Tensor:

@@ -5,9 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
-from train.export_onnx import export_onnx, max_parity_error
-from train.model import STEMS, ModelConfig, Separator, phase_features, stem_softmax, widen
+from stemserve.train.export_onnx import export_onnx, max_parity_error
+from stemserve.train.model import STEMS, ModelConfig, Separator, phase_features, stem_softmax, widen
 
 TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
 TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=3)

@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-
-from train.stft import FactorizedSTFT, LowBandSTFT, sqrt_hann
+from stemserve.train.stft import FactorizedSTFT, LowBandSTFT, sqrt_hann
 
 
 @pytest.mark.parametrize("n_fft", [512, 1024, 2048])

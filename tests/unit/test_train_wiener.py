@@ -4,8 +4,7 @@ import math
 
 import pytest
 import torch
-
-from train.wiener import spatial_wiener
+from stemserve.train.wiener import spatial_wiener
 
 BINS, FRAMES = 33, 40
 

@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
-from server.triton.bundle import Bundle, check_python_env, server_environment
-from stemserve.errors import BackendUnavailableError
+from stemserve.core.errors import BackendUnavailableError
+from stemserve.server.triton.bundle import Bundle, check_python_env, server_environment
 
 
 def test_models_python_comes_first_on_path_and_libraries_are_found(tmp_path, monkeypatch):

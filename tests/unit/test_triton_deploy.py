@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
-
-from server.metrics import ServiceMetrics
+from stemserve.server.metrics import ServiceMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stemserve-triton.json"
 SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("_total",), "gauge": ("",)}

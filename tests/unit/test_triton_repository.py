@@ -5,11 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from stemserve.core.errors import InvalidOptionError, ModelConfigError
+from stemserve.core.model_config import load_model, parse_pbtxt
+from stemserve.server.triton.process import TritonConfig, TritonProcess, free_ports
+from stemserve.server.triton.repository import (
+    MARKER,
+    CpuVariantOptions,
+    GpuVariantOptions,
+    generate,
+    main,
+    render_python_config,
+)
 
-from server.triton.process import TritonConfig, TritonProcess, free_ports
-from server.triton.repository import MARKER, CpuVariantOptions, GpuVariantOptions, generate, main, render_python_config
-from stemserve.errors import InvalidOptionError, ModelConfigError
-from stemserve.model_config import load_model, parse_pbtxt
 from tests.model_fixtures import write_mask_model
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import onnxruntime as ort
-
-from stemserve.errors import ModelConfigError
-from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, ModelEntry, ModelSpec
+from stemserve.core.errors import ModelConfigError
+from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME, ModelEntry, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +83,15 @@ class LocalBackend:
 
     def warm_up(self) -> None:
         self.infer(np.zeros((1, 2, self.spec.segment_samples), dtype=np.float32))
+
+    checks_readiness = False  # a session in this process stays ready
+
+    def ready(self) -> bool:
+        return True
+
+    def deadline(self, seconds: float | None) -> AbstractContextManager[None]:
+        """A local run cannot be interrupted part-way: the caller's deadline is checked between windows."""
+        return nullcontext()
+
+    def close(self) -> None:
+        self._session = None  # type: ignore[assignment]

@@ -25,17 +25,16 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.grpc import InferInput, InferRequestedOutput
-from tritonclient.utils import InferenceServerException
-
-from stemserve.errors import (
+from stemserve.core.errors import (
     BackendUnavailableError,
     DeadlineExceededError,
     InvalidOptionError,
     ModelConfigError,
     StemserveError,
 )
-from stemserve.model_config import INPUT_NAME, OUTPUT_NAME, ModelSpec, spec_from_config
+from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME, ModelSpec, spec_from_config
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.utils import InferenceServerException
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,9 +126,14 @@ class TritonBackend:
         except (StemserveError, InferenceServerException):
             return False
 
+    checks_readiness = True  # Triton can go away after warm-up
+
     @contextlib.contextmanager
-    def deadline(self, seconds: float) -> Iterator[None]:
+    def deadline(self, seconds: float | None) -> Iterator[None]:
         """Calls made by this thread inside the block finish within ``seconds`` from now."""
+        if seconds is None:
+            yield
+            return
         previous = getattr(self._local, "deadline", None)
         self._local.deadline = time.monotonic() + seconds
         try:

@@ -11,9 +11,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
-
-from preprocess.encode import EncodeOptions, StemWriter
-from preprocess.resample import StreamResampler
+from stemserve.preprocess.encode import EncodeOptions, StemWriter
+from stemserve.preprocess.resample import StreamResampler
 
 _QUEUE_BLOCKS = 4  # blocks waiting to be encoded: bounds memory, lets encoding overlap inference
 _DONE = object()

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from server.triton.process import free_ports
+from stemserve.server.triton.process import free_ports
 
 
 def _serving(target: str) -> bool:

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Self
 
-from server.app import StemServer, create_server
-from server.metrics import ServiceMetrics
-from server.models import ModelPool
-from stemserve.settings import Settings
+from stemserve.core.settings import Settings
+from stemserve.server.app import StemServer, create_server
+from stemserve.server.metrics import ServiceMetrics
+from stemserve.server.models import ModelPool
 
 
 class BackgroundServer:

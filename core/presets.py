@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from stemserve.errors import InvalidOptionError
+from stemserve.core.errors import InvalidOptionError
 
 PRESETS: dict[int, tuple[str, ...]] = {
     2: ("vocals", "instrumental"),

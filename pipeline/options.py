@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from preprocess.chunk import MAX_OVERLAP, MIN_OVERLAP
-from preprocess.encode import BIT_DEPTHS, FORMATS, OUTPUT_SAMPLE_RATES_HZ, EncodeOptions
-from stemserve.errors import InvalidOptionError
-from stemserve.presets import PRESETS
+from stemserve.core.errors import InvalidOptionError
+from stemserve.core.presets import PRESETS
+from stemserve.preprocess.chunk import MAX_OVERLAP, MIN_OVERLAP
+from stemserve.preprocess.encode import BIT_DEPTHS, FORMATS, OUTPUT_SAMPLE_RATES_HZ, EncodeOptions
 
 DEFAULT_MODEL = "stemserve-small"
 

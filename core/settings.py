@@ -8,15 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from stemserve.errors import InvalidOptionError
+from stemserve.core.errors import InvalidOptionError
 
 ENV_PREFIX = "STEMSERVE_"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# the default model ships with the package: model_repository/ in a checkout, stemserve/model_repository in a wheel
+BUNDLED_REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    model_repository: Path = PROJECT_ROOT / "model_repository"
+    model_repository: Path = BUNDLED_REPOSITORY
     max_upload_bytes: int = 2 * 1024**3  # 3 hours of 16-bit stereo wav at 44.1 kHz fit
     max_duration_s: float = 3 * 3600.0
     intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stemserve.errors import ModelConfigError, ModelNotFoundError
+from stemserve.core.errors import ModelConfigError, ModelNotFoundError
 
 CONFIG_NAME = "config.pbtxt"
 ONNX_NAME = "model.onnx"

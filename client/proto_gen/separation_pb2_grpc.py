@@ -5,7 +5,7 @@
 import grpc
 import warnings
 
-from server.proto_gen import separation_pb2 as stemserve_dot_v1_dot_separation__pb2
+from stemserve.client.proto_gen import separation_pb2 as stemserve_dot_v1_dot_separation__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

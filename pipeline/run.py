@@ -10,49 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from preprocess.chunk import StreamedSignal, WindowPlan, separate_windows
-from preprocess.decode import AudioInfo, AudioReader, DecodeLimits
-from preprocess.ingest import model_rate_blocks, scan
-from preprocess.normalize import clipping_warnings, normalization_gain
-from server.backends.base import Backend
-from stemserve.options import SeparationOptions
-from stemserve.presets import resolve
-from stemserve.stem_sink import StemSink
+from stemserve.backends.base import Backend
+from stemserve.client.records import ProgressFn, SeparationRecord, StemRecord
+from stemserve.core.presets import resolve
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.stem_sink import StemSink
+from stemserve.preprocess.chunk import StreamedSignal, WindowPlan, separate_windows
+from stemserve.preprocess.decode import AudioInfo, AudioReader, DecodeLimits
+from stemserve.preprocess.ingest import model_rate_blocks, scan
+from stemserve.preprocess.normalize import clipping_warnings, normalization_gain
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int], None]
 SHORT_INPUT_S = 1.0
 LOW_CONFIDENCE_RESIDUAL = 0.1  # energy of (mix - sum of stems) relative to the mix
-
-
-@dataclass(frozen=True)
-class StemFile:
-    path: str
-    sample_rate_hz: int
-    nb_frames: int
-    format: str
-
-
-@dataclass(frozen=True)
-class SeparationResult:
-    model_name: str
-    model_version: str
-    runtime_seconds: float
-    device: str
-    audio_seconds: float
-    input: dict[str, object]
-    warnings: list[str] = field(default_factory=list)
-    stems: dict[str, StemFile] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def separate(
@@ -63,7 +37,7 @@ def separate(
     *,
     limits: DecodeLimits = DecodeLimits(),  # noqa: B008 - frozen, shared safely
     progress: ProgressFn | None = None,
-) -> SeparationResult:
+) -> SeparationRecord:
     started = time.perf_counter()
     spec = backend.spec
     preset = resolve(options.stems, spec.stems, spec.name)
@@ -97,7 +71,7 @@ def separate(
         position = 0
         residual_energy = mix_energy = 0.0
         for block in separate_windows(
-            signal, plan, backend.infer, batch_size=_batch_size(backend), gain=gain, prefetch=True, progress=progress
+            signal, plan, backend.infer, batch_size=backend.max_batch_size, gain=gain, prefetch=True, progress=progress
         ):
             n = block.shape[2]
             mix = signal[position : position + n].T  # (channels, n)
@@ -124,26 +98,23 @@ def separate(
             f"low confidence: the model's stems leave {100 * residual_energy / mix_energy:.0f} % of "
             f"the mix's energy unexplained"
         )
-    stems = {
-        name: StemFile(str(final[name]), out_rate, sink.writers[name].nb_frames, options.format)
+    stems = tuple(
+        StemRecord(name, str(final[name]), out_rate, sink.writers[name].nb_frames, options.format,
+                   final[name].stat().st_size)
         for name in preset.names
-    }
-    result = SeparationResult(
+    )
+    result = SeparationRecord(
         model_name=spec.name,
         model_version=spec.model_version,
         runtime_seconds=round(time.perf_counter() - started, 3),
         device=backend.device,
         audio_seconds=round(info.duration_s, 3),
         input=info.as_log_dict(),
-        warnings=warnings,
+        warnings=tuple(warnings),
         stems=stems,
     )
     log.info("separated %s s of audio in %s s", result.audio_seconds, result.runtime_seconds)
     return result
 
 
-def _batch_size(backend: Backend) -> int:
-    return max(int(getattr(backend, "max_batch_size", 1)), 1)
-
-
-__all__ = ["AudioInfo", "SeparationResult", "StemFile", "separate"]
+__all__ = ["AudioInfo", "separate"]

@@ -1,0 +1,1 @@
+"""Inference backends behind one contract (``Backend``): ONNX Runtime in process, Triton over gRPC."""

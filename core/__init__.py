@@ -1,0 +1,1 @@
+"""The bottom layer: the exception root, settings, model descriptions, stem presets."""
