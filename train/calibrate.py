@@ -3,8 +3,7 @@
 The masks are a softmax across stems of per-stem logits. Two calibrations change them
 without retraining: a temperature ``t`` multiplies every logit (below 1 the stems share a
 bin more evenly, above 1 the likeliest stem takes more of it) and an offset ``b_s`` is added
-to stem ``s``'s logits (the stem gets a larger share of every bin; with ``--band-edges-hz``
-one offset per stem and frequency band). Both fold exactly into
+to stem ``s``'s logits (the stem gets a larger share of every bin). Both fold exactly into
 the weights that make the logits, so a calibrated checkpoint has the same architecture, size
 and speed as the one it came from. A third, ``--wiener-shares``, is the share of the
 spatial Wiener estimate (``stemserve.train.wiener``) in the stems: a setting of the model's config,
@@ -12,7 +11,7 @@ with no weights.
 
 The command searches them on the selection sets (``stemserve.train.score``, with its ``--metric``) and
 writes the calibrated checkpoint: first the Wiener share and the temperature over a grid,
-then rounds of coordinate search, each trying every stem's (and band's) offset one step up
+then rounds of coordinate search, each trying every stem's offset one step up
 and down and keeping a change only when the selection figure rises. The model runs once per
 song: the calibrated logits are ``t * logits + b``, so each trial only redoes the softmax,
 the Wiener filter, the inverse STFT and the scoring (``SelectionLogits``).
@@ -35,51 +34,36 @@ import numpy as np
 import torch
 from stemserve.train.model import STEMS, MaskNet, ModelConfig, Separator, stem_softmax
 from stemserve.train.score import add_set_arguments, selection_sets, with_selection
-from stemserve.train.train import SAMPLE_RATE_HZ, check_metric, load_separator, median_figures, save, song_figures
+from stemserve.train.train import check_metric, load_separator, median_figures, save, song_figures
 
 log = logging.getLogger("stemserve.train.calibrate")
-
-
-# a stem's offset: one value for every bin, or one per frequency band
-Offsets = Mapping[str, float | Sequence[float]]
 
 
 class Calibration(NamedTuple):
     wiener_share: float
     temperature: float
-    offsets: dict[str, tuple[float, ...]]
+    offsets: dict[str, float]
     figure: float  # the selection figure it scored
 
 
-def offset_bias(config: ModelConfig, offsets: Offsets, band_edges_hz: Sequence[float] = ()) -> torch.Tensor:
-    """-> ``(1, stems, channels * bins, 1)``, each stem's offset in each bin: ``offsets[stem]``
-    is one value for every bin or one value per band, the bands split at ``band_edges_hz``."""
+def offset_bias(config: ModelConfig, offsets: Mapping[str, float]) -> torch.Tensor:
+    """-> ``(1, stems, channels * bins, 1)``, each stem's offset (``offsets[stem]``, 0 if absent) in every bin."""
     unknown = set(offsets) - set(STEMS)
     if unknown:
         raise ValueError(f"offsets for unknown stems {sorted(unknown)}; the stems are {STEMS}")
-    if list(band_edges_hz) != sorted(set(band_edges_hz)):
-        raise ValueError(f"band edges must rise, got {list(band_edges_hz)} Hz")
-    frequencies = np.arange(config.nb_bins) * SAMPLE_RATE_HZ / config.n_fft
-    band = torch.from_numpy(np.searchsorted(np.asarray(band_edges_hz, dtype=float), frequencies, side="right"))
     bias = torch.zeros(len(STEMS), config.nb_bins)
-    for stem, values in offsets.items():
-        values = torch.atleast_1d(torch.as_tensor(values, dtype=torch.float32))
-        if values.numel() == 1:
-            values = values.expand(len(band_edges_hz) + 1)
-        if values.numel() != len(band_edges_hz) + 1:
-            raise ValueError(f"{stem} has {values.numel()} offsets for {len(band_edges_hz) + 1} bands")
-        bias[STEMS.index(stem)] = values[band]
+    for stem, value in offsets.items():
+        bias[STEMS.index(stem)] = value
     return bias.repeat(1, config.nb_channels).view(1, len(STEMS), config.nb_channels * config.nb_bins, 1)
 
 
 @torch.no_grad()
-def fold_calibration(masknet: MaskNet, temperature: float, offsets: Offsets,
-                     band_edges_hz: Sequence[float] = ()) -> None:
+def fold_calibration(masknet: MaskNet, temperature: float, offsets: Mapping[str, float]) -> None:
     """Make ``masknet``'s masks ``softmax(temperature * logits + offset_bias(...))`` in place, by
     scaling every term of the logits and adding the offsets to the per-stem, per-bin bias."""
     if not temperature > 0:
         raise ValueError(f"a mask temperature must be positive, got {temperature}")
-    bias = offset_bias(masknet.config, offsets, band_edges_hz)
+    bias = offset_bias(masknet.config, offsets)
     scaled = [masknet.head_out, masknet.head_bias, masknet.skip_scale]
     if masknet.local is not None:
         scaled += [masknet.local.out.weight, masknet.local.out.bias]
@@ -87,19 +71,17 @@ def fold_calibration(masknet: MaskNet, temperature: float, offsets: Offsets,
         scaled += [masknet.stereo.signed_scale, masknet.stereo.size_scale]
     if masknet.phase is not None:
         scaled += [masknet.phase.cosine_scale, masknet.phase.centre_scale]
-    if masknet.low_band is not None:
-        scaled += [masknet.low_band.out.weight, masknet.low_band.out.bias]
     for weight in scaled:
         weight.mul_(temperature)
     masknet.head_bias += bias
 
 
-def calibrated(model: Separator, temperature: float, offsets: Offsets, band_edges_hz: Sequence[float] = (),
+def calibrated(model: Separator, temperature: float, offsets: Mapping[str, float],
                wiener_share: float | None = None) -> Separator:
     """A calibrated copy of ``model``, with ``wiener_share`` as its config's ``spatial_wiener``
     unless None."""
     copied = copy.deepcopy(model)
-    fold_calibration(copied.masknet, temperature, offsets, band_edges_hz)
+    fold_calibration(copied.masknet, temperature, offsets)
     if wiener_share is not None:
         copied.config = replace(copied.config, spatial_wiener=wiener_share)
     return copied
@@ -108,7 +90,7 @@ def calibrated(model: Separator, temperature: float, offsets: Offsets, band_edge
 class SelectionLogits:
     """The selection sets' songs with ``model``'s spectrograms and mask logits, computed once:
     ``score`` gives ``stemserve.train.score.score_model(calibrated(model, temperature, offsets,
-    band_edges_hz, wiener_share), sets, metric)`` without running the model again; with
+    wiener_share), sets, metric)`` without running the model again; with
     ``workers`` above 1, that many processes score the songs."""
 
     @torch.no_grad()
@@ -125,10 +107,10 @@ class SelectionLogits:
                 self.sets[name].append((stems, spec, logits))
 
     @torch.no_grad()
-    def score(self, temperature: float, offsets: Offsets, metric: str = "sdr", band_edges_hz: Sequence[float] = (),
+    def score(self, temperature: float, offsets: Mapping[str, float], metric: str = "sdr",
               wiener_share: float | None = None) -> dict[str, dict[str, float]]:
         check_metric(metric)
-        bias = offset_bias(self.model.config, offsets, band_edges_hz)
+        bias = offset_bias(self.model.config, offsets)
         names, references, estimates = [], [], []
         for name, songs in self.sets.items():
             for stems, spec, logits in songs:
@@ -147,34 +129,30 @@ class SelectionLogits:
                                for name in self.sets})
 
 
-def search(evaluate: Callable[[float, float, dict[str, tuple[float, ...]]], float], temperatures: Sequence[float],
-           offset_step: float, rounds: int, nb_bands: int = 1, wiener_shares: Sequence[float] = (0.0,)) -> Calibration:
+def search(evaluate: Callable[[float, float, dict[str, float]], float], temperatures: Sequence[float],
+           offset_step: float, rounds: int, wiener_shares: Sequence[float] = (0.0,)) -> Calibration:
     """The calibration maximizing ``evaluate(wiener_share, temperature, offsets)``: the Wiener
     share and the temperature over ``wiener_shares`` x ``temperatures`` with no offsets, then
-    ``rounds`` of coordinate search on each stem's offset in each of ``nb_bands`` bands, in
-    steps of ``offset_step``."""
+    ``rounds`` of coordinate search on each stem's offset, in steps of ``offset_step``."""
     figures = {(share, t): evaluate(share, t, {}) for share in wiener_shares for t in temperatures}
     share, temperature = max(figures, key=figures.get)
-    offsets, best = {stem: (0.0,) * nb_bands for stem in STEMS}, figures[share, temperature]
+    offsets, best = {stem: 0.0 for stem in STEMS}, figures[share, temperature]
     for _ in range(rounds):
         improved = False
         for stem in STEMS:
-            for band in range(nb_bands):
-                for direction in (1, -1):
-                    values = list(offsets[stem])
-                    values[band] += direction * offset_step
-                    trial = {**offsets, stem: tuple(values)}
-                    figure = evaluate(share, temperature, trial)
-                    if figure > best:
-                        offsets, best, improved = trial, figure, True
-                        break
+            for direction in (1, -1):
+                trial = {**offsets, stem: offsets[stem] + direction * offset_step}
+                figure = evaluate(share, temperature, trial)
+                if figure > best:
+                    offsets, best, improved = trial, figure, True
+                    break
         if not improved:
             break
     return Calibration(share, temperature, offsets, best)
 
 
-def _format(offsets: Offsets) -> str:
-    return " ".join(f"{stem} " + "/".join(f"{v:+.2f}" for v in np.atleast_1d(values)) for stem, values in offsets.items())
+def _format(offsets: Mapping[str, float]) -> str:
+    return " ".join(f"{stem} {value:+.2f}" for stem, value in offsets.items())
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -187,8 +165,6 @@ def get_parser() -> argparse.ArgumentParser:
                         help="shares of the spatial Wiener estimate to try (default: the checkpoint's)")
     parser.add_argument("--offset-step", type=float, default=0.25)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--band-edges-hz", type=float, nargs="*", default=[],
-                        help="search each stem's offset in each frequency band split at these frequencies")
     add_set_arguments(parser)
     return parser
 
@@ -205,18 +181,18 @@ def main(argv: list[str] | None = None) -> Calibration:
         raise SystemExit(f"--wiener-shares must lie from 0 to 1, got {outside}")
     cached = SelectionLogits(model, sets, args.threads)
 
-    def evaluate(share: float, temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
-        figure = cached.score(temperature, offsets, args.metric, args.band_edges_hz, share)["selection"]["mean"]
+    def evaluate(share: float, temperature: float, offsets: dict[str, float]) -> float:
+        figure = cached.score(temperature, offsets, args.metric, share)["selection"]["mean"]
         log.info("wiener share %.2f temperature %.2f offsets %s: %.3f dB", share, temperature,
                  _format(offsets) or "none", figure)
         return figure
 
-    found = search(evaluate, args.temperatures, args.offset_step, args.rounds, len(args.band_edges_hz) + 1, shares)
-    save(args.out, calibrated(model, found.temperature, found.offsets, args.band_edges_hz, found.wiener_share),
+    found = search(evaluate, args.temperatures, args.offset_step, args.rounds, shares)
+    save(args.out, calibrated(model, found.temperature, found.offsets, found.wiener_share),
          None, int(state["step"]),
          {"calibration": {"source": args.checkpoint.name, "wiener_share": found.wiener_share,
                           "temperature": found.temperature, "offsets": found.offsets,
-                          "band_edges_hz": args.band_edges_hz, "metric": args.metric, "selection": found.figure}})
+                          "metric": args.metric, "selection": found.figure}})
     print(f"{args.out}: wiener share {found.wiener_share:.2f}, temperature {found.temperature:.2f}, "
           f"offsets {_format(found.offsets)}, selection {found.figure:.2f} dB")
     return found

@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
-BALANCED_RMS = 0.05  # about -26 dBFS, the cached vocals' level
-SILENT_RMS = 1e-4  # -80 dBFS: a stem that is silent in this crop keeps its level
 
 
 class SongCache:
@@ -50,16 +48,12 @@ class SongCache:
 class RemixSampler:
     def __init__(self, cache: SongCache, crop_samples: int, *, p_coherent: float = 0.3,
                  gain_db: tuple[float, float] = (-12.0, 3.0), p_drop_stem: float = 0.1,
-                 balance: bool = False, shift_semitones: float = 0.0) -> None:
+                 shift_semitones: float = 0.0) -> None:
         self.cache = cache
         self.crop_samples = crop_samples
         self.p_coherent = p_coherent
         self.gain_db = gain_db
         self.p_drop_stem = p_drop_stem
-        # balance: every audible stem crop starts at the same RMS before its random gain, so
-        # no stem is quieter on average because of how it was rendered (the cached vocals
-        # sit ~8 dB above piano)
-        self.balance = balance
         # shift_semitones: each stem is resampled by 2 ** (u / 12), u uniform in +-shift_semitones
         # (one u for all stems of a coherent example, so they stay in tune and in time)
         self.shift_semitones = shift_semitones
@@ -91,9 +85,6 @@ class RemixSampler:
         for s in range(nb_stems):
             stem = self._crop(self.cache.songs[song_ids[s]], s, rng, float(rates[s]))
             gain = 10 ** (rng.uniform(*self.gain_db) / 20)
-            if self.balance:
-                rms = float(np.sqrt(np.mean(np.square(stem))))
-                gain *= BALANCED_RMS / rms if rms > SILENT_RMS else 1.0
             if rng.random() < self.p_drop_stem:
                 gain = 0.0
             if rng.random() < 0.5:

@@ -4,8 +4,7 @@ Waveform in, waveform stems out, with the STFT and ISTFT inside the network as r
 matrix products (``stemserve.train.stft``), so the exported ONNX graph holds no complex tensors. The
 net sees the log magnitudes of both channels of every frame, the window brought to one mean
 magnitude as in training (with ``stereo_cues``, also where each bin sits between the
-channels; with ``phase_cues``, also how alike the channels' phases are; with
-``low_band_bins``, also the low bins of a four times longer STFT), mixes them
+channels; with ``phase_cues``, also how alike the channels' phases are), mixes them
 through a stack of dilated depthwise-separable temporal convolutions and gives each stem
 its own head; a softmax across stems turns the head outputs into masks that sum to one, so
 the stems sum to the mix up to the ISTFT's rounding error.
@@ -14,17 +13,16 @@ the stems sum to the mix up to the ISTFT's rounding error.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
-from stemserve.train.stft import FactorizedSTFT, LowBandSTFT
+from stemserve.train.stft import FactorizedSTFT
 from stemserve.train.wiener import spatial_wiener
 from torch import nn
 from torch.nn import functional as F
 
 STEMS = ("vocals", "drums", "bass", "piano", "other")
 MIN_MEAN_MAGNITUDE = 1e-5  # a window quieter than this (near silence) is not raised further
-LOW_BAND_RATIO = 4  # the low-band STFT's window, in lengths of the model's own
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +38,6 @@ class ModelConfig:
     local_width: int = 0  # channels of the frequency-local branch; 0: none (the first models)
     stereo_cues: bool = False  # per-bin inter-channel level differences as inputs (stereo only)
     phase_cues: bool = False  # per-bin inter-channel phase agreement and centre coherence as inputs
-    low_band_bins: int = 0  # lowest bins of a LOW_BAND_RATIO * n_fft STFT as inputs; 0: none
     spatial_wiener: float = 0.0  # share of train.wiener's spatial Wiener estimate in each stem; 0: masks only
 
     def __post_init__(self) -> None:
@@ -53,18 +50,10 @@ class ModelConfig:
                 raise ValueError(f"{cue} needs 2 channels, got nb_channels {self.nb_channels}")
         if not 0 <= self.spatial_wiener <= 1:
             raise ValueError(f"spatial_wiener must be a share from 0 to 1, got {self.spatial_wiener}")
-        if not 0 <= self.low_band_bins <= LOW_BAND_RATIO * self.hop:
-            raise ValueError(f"low_band_bins must be 0 to {LOW_BAND_RATIO * self.hop} (below the low-band STFT's "
-                             f"Nyquist bin), got {self.low_band_bins}")
 
     @property
     def nb_bins(self) -> int:
         return self.n_fft // 2 + 1
-
-    @property
-    def low_band_covered(self) -> int:
-        """How many of the model's own bins lie below the low band's top bin."""
-        return -(-self.low_band_bins // LOW_BAND_RATIO)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,10 +80,7 @@ class LocalBranch(nn.Module):
     over the normalized log magnitudes give per-stem logits for every channel and bin, the
     local spectral shape (harmonic spacing, onsets) that the temporal net's one projection
     of the whole frame blurs. The output layer starts at zero, so a trained model extended
-    with the branch starts where it was. Optional (``ModelConfig.local_width``); what it
-    measured is in ``train/README.md``."""
-
-    SILENT = ("out.weight", "out.bias")  # at zero, the branch changes no logit
+    with the branch starts where it was (``ModelConfig.local_width``)."""
 
     def __init__(self, nb_channels: int, nb_stems: int, width: int) -> None:
         super().__init__()
@@ -129,8 +115,6 @@ class StereoCues(nn.Module):
     bin it owns). The temporal net gets both as extra inputs, and each stem's logits get them
     per bin, signed per channel (louder in this channel or in the other). Every weight
     starts at zero, so a trained model extended with the cues starts where it was."""
-
-    SILENT = ("encoder.weight", "signed_scale", "size_scale")  # at zero, the cues change nothing
 
     def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
         super().__init__()
@@ -167,8 +151,6 @@ class PhaseCues(nn.Module):
     bin (the same for both channels). Every weight starts at zero, so a trained model
     extended with the cues starts where it was."""
 
-    SILENT = ("encoder.weight", "cosine_scale", "centre_scale")  # at zero, the cues change nothing
-
     def __init__(self, nb_bins: int, nb_stems: int, hidden: int) -> None:
         super().__init__()
         self.norm, self.encoder, self.cosine_scale, self.centre_scale = _zero_cue_layers(nb_bins, nb_stems, hidden)
@@ -181,47 +163,6 @@ class PhaseCues(nn.Module):
         # the same per-bin value for both channels: (batch, 1, 2 * bins, frames)
         cosine, centre = (torch.cat([f, f], dim=1).unsqueeze(1) for f in (cosine, centre))
         return encoded, self.cosine_scale * cosine + self.centre_scale * centre
-
-
-def low_band_magnitude(spectrum: torch.Tensor) -> torch.Tensor:
-    """``(..., 2 * bins, frames)`` real rows, then imaginary -> magnitudes ``(..., bins, frames)``."""
-    real, imag = spectrum.chunk(2, dim=-2)
-    return torch.sqrt(real.square() + imag.square() + 1e-12)
-
-
-class LowBandCues(nn.Module):
-    """The low band of a longer STFT (``LowBandSTFT``): ``LOW_BAND_RATIO`` times finer bins
-    where the bass, the low strings and the left hand of a piano crowd into a few of the
-    model's bins. Its log magnitudes go into the temporal net and, through a small
-    convolution over frames, into each stem's logits for the model's bins the band covers.
-    The weights that feed the net and the logits start at zero, so a trained model extended
-    with the band starts where it was."""
-
-    SILENT = ("encoder.weight", "out.weight", "out.bias")  # at zero, the band changes nothing
-
-    def __init__(self, config: ModelConfig, width: int = 64) -> None:
-        super().__init__()
-        self.config = config
-        features = config.nb_channels * config.low_band_bins
-        self.norm = nn.BatchNorm1d(features)
-        self.encoder = nn.Conv1d(features, config.hidden, 1, bias=False)
-        nn.init.zeros_(self.encoder.weight)
-        self.conv = nn.Conv1d(features, width, 3, padding=1)
-        self.out = nn.Conv1d(width, config.nb_stems * config.nb_channels * config.low_band_covered, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, log_magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, channels * low_band_bins, frames)`` normalized log magnitudes -> the
-        encoder's extra input ``(batch, hidden, frames)`` and per-stem logits ``(batch, stems,
-        channels * bins, frames)``, zero above the covered bins."""
-        cfg = self.config
-        batch, _, frames = log_magnitude.shape
-        x = self.norm(log_magnitude)
-        logits = self.out(F.gelu(self.conv(x))).view(batch, cfg.nb_stems, cfg.nb_channels, cfg.low_band_covered,
-                                                     frames)
-        logits = F.pad(logits, (0, 0, 0, cfg.nb_bins - cfg.low_band_covered))
-        return self.encoder(x), logits.view(batch, cfg.nb_stems, cfg.nb_channels * cfg.nb_bins, frames)
 
 
 class MaskNet(nn.Module):
@@ -250,25 +191,18 @@ class MaskNet(nn.Module):
                       if config.local_width else None)
         self.stereo = StereoCues(config.nb_bins, config.nb_stems, config.hidden) if config.stereo_cues else None
         self.phase = PhaseCues(config.nb_bins, config.nb_stems, config.hidden) if config.phase_cues else None
-        self.low_band = LowBandCues(config) if config.low_band_bins else None
 
-    def forward(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None,
-                low_band: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, channels * bins, frames)`` magnitudes (with ``phase_cues`` also the mix's
-        ``phase_features``; with ``low_band_bins`` also its low-band magnitudes ``(batch,
-        channels * low_band_bins, frames)``) -> masks ``(batch, stems, channels * bins, frames)``."""
-        return stem_softmax(self.logits(magnitude, phase, low_band))
+        ``phase_features``) -> masks ``(batch, stems, channels * bins, frames)``."""
+        return stem_softmax(self.logits(magnitude, phase))
 
-    def logits(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None,
-               low_band: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(self, magnitude: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
         """``forward``'s per-stem logits, before the softmax across stems."""
-        cfg = self.config
-        for name, given, used, setting in (
-                ("phase features", phase, cfg.phase_cues, f"phase_cues={cfg.phase_cues}"),
-                ("low-band magnitudes", low_band, cfg.low_band_bins > 0, f"low_band_bins={cfg.low_band_bins}")):
-            if (given is None) == used:
-                raise ValueError(f"{name} are {'needed' if used else 'not used'} with {setting}, "
-                                 f"got {'none' if given is None else 'some'}")
+        used = self.config.phase_cues
+        if (phase is None) == used:
+            raise ValueError(f"phase features are {'needed' if used else 'not used'} with phase_cues={used}, "
+                             f"got {'none' if phase is None else 'some'}")
         batch, _features, frames = magnitude.shape
         # the masks see the mix at one level, as in training (mean magnitude 1 per window), so
         # a quiet song is separated like a loud one
@@ -285,10 +219,6 @@ class MaskNet(nn.Module):
         if self.phase is not None:
             phase_input, phase_logits = self.phase(phase)
             h = h + phase_input
-        low_band_logits = None
-        if self.low_band is not None:
-            low_band_input, low_band_logits = self.low_band(torch.log(low_band / level + 1e-4))
-            h = h + low_band_input
         h = F.gelu(self.encoder_norm(h))
         for block in self.blocks:
             h = block(h)
@@ -302,8 +232,6 @@ class MaskNet(nn.Module):
             logits = logits + stereo_logits
         if phase_logits is not None:
             logits = logits + phase_logits
-        if low_band_logits is not None:
-            logits = logits + low_band_logits
         return logits
 
 
@@ -336,8 +264,6 @@ class Separator(nn.Module):
         self.config = config or ModelConfig()
         self.stft = FactorizedSTFT(self.config.n_fft, self.config.hop)
         self.masknet = MaskNet(self.config)
-        self.low_band = (LowBandSTFT(LOW_BAND_RATIO * self.config.n_fft, self.config.hop, self.config.low_band_bins)
-                         if self.config.low_band_bins else None)
 
     def spectrogram(self, mix: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, samples)`` -> ``(batch, channels, 2 * bins, frames)``."""
@@ -352,18 +278,14 @@ class Separator(nn.Module):
     def mask_logits(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, channels, samples)`` -> (``spectrogram``, the mask net's logits ``(batch,
         stems, channels * bins, frames)``)."""
-        batch, channels, samples = mix.shape
+        batch, channels = mix.shape[:2]
         cfg = self.config
         spec = self.spectrogram(mix)  # (batch, channels, 2 * bins, frames)
         frames = spec.shape[-1]
         real, imag = spec[:, :, : cfg.nb_bins], spec[:, :, cfg.nb_bins:]
         magnitude = torch.sqrt(real * real + imag * imag + 1e-12)  # (batch, channels, bins, frames)
         phase = phase_features(real, imag, magnitude) if cfg.phase_cues else None
-        low_band = None
-        if self.low_band is not None:
-            low_band = low_band_magnitude(self.low_band(mix.reshape(batch * channels, samples)))
-            low_band = low_band.view(batch, channels * cfg.low_band_bins, frames)
-        return spec, self.masknet.logits(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase, low_band)
+        return spec, self.masknet.logits(magnitude.reshape(batch, channels * cfg.nb_bins, frames), phase)
 
     def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor, samples: int,
                     wiener_share: float | None = None) -> torch.Tensor:
@@ -380,35 +302,3 @@ class Separator(nn.Module):
         masked = masked.reshape(batch * cfg.nb_stems * channels, 2 * cfg.nb_bins, frames)
         stems = self.stft.inverse(masked, samples)  # (batch * stems * channels, samples)
         return stems.view(batch, cfg.nb_stems, channels, samples)
-
-
-@torch.no_grad()
-def widen(model: Separator, hidden: int, head_rank: int, seed: int = 0) -> Separator:
-    """``model`` with a wider temporal net (``hidden`` channels) and wider stem heads
-    (``head_rank`` per stem) that computes the same masks: the trained weights fill the
-    leading slices, the new channels start as a fresh model's (``seed``), and every weight
-    that reads a new channel into a trained one starts at zero, so the new capacity learns
-    from the first step on without changing the output before it does."""
-    old = model.config
-    if hidden < old.hidden or head_rank < old.head_rank:
-        raise ValueError(f"widening needs hidden >= {old.hidden} and head_rank >= {old.head_rank}, "
-                         f"got hidden {hidden} and head_rank {head_rank}")
-    with torch.random.fork_rng():  # the caller's random stream is left as it was
-        torch.manual_seed(seed)
-        wide = Separator(replace(old, hidden=hidden, head_rank=head_rank))
-    stems, trained = old.nb_stems, model.state_dict()
-    for name, target in wide.state_dict().items():
-        source = trained[name]
-        if name.startswith(("masknet.head_in.", "masknet.head_norm.")) and source.dim():
-            # rows are (stem, rank) pairs: each stem's trained rows lead its slice
-            target = target.view(stems, head_rank, *target.shape[1:])
-            source = source.view(stems, old.head_rank, *source.shape[1:])
-        target[tuple(slice(0, n) for n in source.shape)] = source
-    masknet = wide.masknet
-    for block in masknet.blocks:  # the trained channels of the residual stream read no new channel
-        block.pointwise1.weight[: old.hidden, old.hidden:] = 0
-        block.pointwise2.weight[: old.hidden, old.hidden:] = 0
-    head_in = masknet.head_in.weight.view(stems, head_rank, hidden, 1)
-    head_in[:, : old.head_rank, old.hidden:] = 0
-    masknet.head_out[:, :, old.head_rank:] = 0
-    return wide.eval()

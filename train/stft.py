@@ -102,36 +102,3 @@ class FactorizedSTFT(nn.Module):
         blocks = F.pad(first, (0, 0, 0, 1)) + F.pad(second, (0, 0, 1, 0))  # (batch, frames + 1, hop)
         return blocks.reshape(batch, -1)[:, self.hop: self.hop + nb_samples]
 
-
-class LowBandSTFT(nn.Module):
-    """The lowest ``nb_bins`` bins of a Hann-windowed ``n_fft``-point STFT whose frames are
-    centred where ``FactorizedSTFT`` at ``hop`` centres its frames, so the two line up frame
-    for frame: a finer frequency grid where bass notes lie a few hertz apart. One strided
-    convolution with a fixed cos/sin basis."""
-
-    def __init__(self, n_fft: int, hop: int, nb_bins: int) -> None:
-        super().__init__()
-        if not 0 < nb_bins <= n_fft // 2 + 1:
-            raise ValueError(f"a low band of a {n_fft}-point STFT has 1 to {n_fft // 2 + 1} bins, got {nb_bins}")
-        self.n_fft, self.hop, self.nb_bins = n_fft, hop, nb_bins
-        window = torch.hann_window(n_fft, dtype=torch.float64)
-        cos, sin = _phasor(torch.arange(nb_bins), torch.arange(n_fft), n_fft, -1.0)  # (bins, n)
-        basis = torch.cat([cos, sin]) * window  # (2 * bins, n): real rows, then imaginary
-        self.register_buffer("basis", basis.float().unsqueeze(1), persistent=False)
-        self.register_buffer("window", window.float(), persistent=False)
-
-    def _padded(self, signal: torch.Tensor) -> torch.Tensor:
-        """``signal`` padded so that frame m is centred on sample ``m * hop``, as the model's are."""
-        return F.pad(signal, (self.n_fft // 2, self.n_fft // 2 + (-signal.shape[-1] % self.hop)))
-
-    def forward(self, signal: torch.Tensor) -> torch.Tensor:
-        """``(batch, samples)`` -> ``(batch, 2 * nb_bins, frames)`` (real rows, then imaginary),
-        as many frames as ``FactorizedSTFT(2 * hop, hop)`` gives."""
-        return F.conv1d(self._padded(signal).unsqueeze(1), self.basis, stride=self.hop)
-
-    def by_fft(self, signal: torch.Tensor) -> torch.Tensor:
-        """``forward`` through an FFT: several times faster for many signals (training), but
-        not exportable; complex ``(batch, nb_bins, frames)``."""
-        spectrum = torch.stft(self._padded(signal), self.n_fft, self.hop, window=self.window.to(signal.dtype),
-                              center=False, return_complex=True)
-        return spectrum[:, : self.nb_bins]

@@ -24,17 +24,7 @@ import numpy as np
 import torch
 from stemserve.train.dataset import RemixSampler, SongCache
 from stemserve.train.metrics import clip_scores, sdr_db, stem_is_active
-from stemserve.train.model import (
-    LOW_BAND_RATIO,
-    MIN_MEAN_MAGNITUDE,
-    STEMS,
-    ModelConfig,
-    Separator,
-    copy_stem_head,
-    low_band_magnitude,
-    phase_features,
-    widen,
-)
+from stemserve.train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head, phase_features
 from stemserve.train.stft import sqrt_hann
 from torch.nn import functional as F
 
@@ -52,25 +42,6 @@ def stem_spectra(stems: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor
                       center=False, return_complex=True)  # (batch * stems * channels, bins, frames)
     shape = (batch, nb_stems, channels, spec.shape[1], spec.shape[2])
     return spec.real.contiguous().view(shape), spec.imag.contiguous().view(shape)
-
-
-def low_band_mix(model: Separator, stems: torch.Tensor, eq: torch.Tensor) -> torch.Tensor:
-    """Low-band magnitudes ``(batch, channels * low_band_bins, frames)`` of the mix of
-    ``(batch, stems, channels, samples)`` stems, each through its ``random_eq`` gains, read
-    linearly between the model's bins at each low-band bin's frequency."""
-    cfg = model.config
-    batch, nb_stems, channels, samples = stems.shape
-    spec = model.low_band.by_fft(stems.reshape(-1, samples))  # (batch * stems * channels, low bins, frames)
-    frames = spec.shape[-1]
-    spec = torch.stack([spec.real, spec.imag], dim=1).view(batch, nb_stems, channels, 2, cfg.low_band_bins, frames)
-    position = torch.arange(cfg.low_band_bins) / LOW_BAND_RATIO  # in the model's bins
-    lower = position.long()
-    fraction = position - lower
-    gains = eq[..., 0]  # (batch, stems, 1, bins)
-    gains = gains[..., lower] * (1 - fraction) + gains[..., lower + 1] * fraction  # (batch, stems, 1, low bins)
-    mixed = (spec * gains[:, :, :, None, :, None]).sum(dim=1)  # (batch, channels, 2, low bins, frames)
-    return low_band_magnitude(mixed.view(batch * channels, 2 * cfg.low_band_bins, frames)).view(
-        batch, channels * cfg.low_band_bins, frames)
 
 
 def random_eq(shape: tuple[int, int], config: ModelConfig, rng: np.random.Generator,
@@ -92,16 +63,11 @@ def random_eq(shape: tuple[int, int], config: ModelConfig, rng: np.random.Genera
     return gains[:, :, None, :, None]
 
 
-def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squared: bool = False,
-                  stem_floor: float = 0.0) -> torch.Tensor:
+def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """L1 (``squared``: mean squared error) on real and imaginary parts plus the same on
     magnitudes of the masked mix, in units of each example's mix level. Masks are real, so
     |mask * mix| = mask * |mix|. Where two stems sound alike, L1 is least for a mask that
-    gives each bin to the likelier stem, squared error for one that shares it.
-
-    ``stem_floor`` > 0: each stem's error is divided by its own level (mean |S| for L1, mean
-    |S|^2 for squared error) plus ``stem_floor`` times the mix's, so a quiet stem weighs about
-    as much as a loud one, as in SDR, and leaking into a silent stem costs the most."""
+    gives each bin to the likelier stem, squared error for one that shares it."""
     cfg = model.config
     with torch.no_grad():
         real, imag = stem_spectra(stems, cfg)  # each (batch, stems, channels, bins, frames)
@@ -113,9 +79,8 @@ def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squar
         scale = 1.0 / mix_mag.mean(dim=(1, 2, 3, 4)).clamp_min(MIN_MEAN_MAGNITUDE).view(batch, 1, 1, 1, 1)
         real, imag, target_mag = real * scale, imag * scale, target_mag * scale
         mix_real, mix_imag, mix_mag = mix_real * scale, mix_imag * scale, mix_mag * scale
-        low_band = low_band_mix(model, stems, eq) * scale.view(batch, 1, 1) if cfg.low_band_bins else None
     phase = phase_features(mix_real[:, 0], mix_imag[:, 0], mix_mag[:, 0]) if cfg.phase_cues else None
-    masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames), phase, low_band)
+    masks = model.masknet(mix_mag.reshape(batch, channels * bins, frames), phase)
     masks = masks.view(batch, cfg.nb_stems, channels, bins, frames)
 
     def error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -123,10 +88,6 @@ def spectral_loss(model: Separator, stems: torch.Tensor, eq: torch.Tensor, squar
         return (difference.square() if squared else difference.abs()).mean(dim=(2, 3, 4))  # (batch, stems)
 
     errors = error(masks * mix_real, real) + error(masks * mix_imag, imag) + error(masks * mix_mag, target_mag)
-    if stem_floor:
-        power = 2 if squared else 1
-        level = target_mag.pow(power).mean(dim=(2, 3, 4)) + stem_floor * mix_mag.pow(power).mean(dim=(2, 3, 4))
-        errors = errors / level
     return errors.mean()
 
 
@@ -190,14 +151,15 @@ def save(path: Path, model: Separator, optimizer: torch.optim.Optimizer | None, 
 
 # what a checkpoint may gain when fine-tuned: config field -> prefix of the new weights, all
 # of which start at zero so the model's output is unchanged
-ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "phase_cues": "masknet.phase.",
-           "low_band_bins": "masknet.low_band."}
+ADDABLE = {"local_width": "masknet.local.", "stereo_cues": "masknet.stereo.", "phase_cues": "masknet.phase."}
+# config fields of options no longer in the model, with the value that meant "off": checkpoints
+# written while they existed (the committed one among them) store them
+RETIRED = {"low_band_bins": 0}
 
 
 def load_separator(path: Path, **changes: int | bool) -> tuple[Separator, dict]:
     """The checkpoint's model; ``changes`` (e.g. ``local_width=8``, ``stereo_cues=True``,
-    ``phase_cues=True``, ``low_band_bins=48``) may only add the local branch, the stereo or
-    phase cues or the low band, which
+    ``phase_cues=True``) may only add the local branch or the stereo or phase cues, which
     then start at zero, so the model's output is unchanged. The added parts start alike
     whatever the caller's random stream, so runs extending one checkpoint can be averaged."""
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -208,10 +170,14 @@ def separator_from_state(state: dict, source: Path, **changes: int | bool) -> Se
     """``load_separator`` for a checkpoint already read from ``source``."""
     config = dict(state["config"])
     config["dilations"] = tuple(config["dilations"])
+    for name, off in RETIRED.items():
+        if config.pop(name, off) != off:
+            raise ValueError(f"checkpoint {source} uses {name}={state['config'][name]}, an option this model "
+                             f"no longer has (only {name}={off} loads)")
     current = {name: config.get(name, getattr(ModelConfig, name)) for name in ADDABLE}
     added = [name for name, value in changes.items() if name in current and value != current[name]]
     if set(changes) - set(ADDABLE) or any(current[name] for name in added):
-        raise ValueError(f"a checkpoint can only gain a local branch, stereo or phase cues or a low band it lacks, "
+        raise ValueError(f"a checkpoint can only gain a local branch or stereo or phase cues it lacks, "
                          f"got changes {changes} for {current}")
     with torch.random.fork_rng():  # the caller's random stream is left as it was
         torch.manual_seed(0)
@@ -273,17 +239,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--copy-head", action="append", default=[], metavar="SOURCE:TARGET",
                         help="with --init: restart stem TARGET's head from stem SOURCE's (e.g. other:piano)")
     parser.add_argument("--hidden", type=int, default=None,
-                        help=f"temporal net channels (default {ModelConfig.hidden}); with --init, a larger "
-                             "value widens the checkpoint's net (train.model.widen)")
+                        help=f"temporal net channels of a new model (default {ModelConfig.hidden}); a run with "
+                             "--init keeps the checkpoint's")
     parser.add_argument("--head-rank", type=int, default=None,
-                        help=f"rank of each stem's head (default {ModelConfig.head_rank}); with --init, a "
-                             "larger value widens the checkpoint's heads")
-    parser.add_argument("--balance-stems", action="store_true",
-                        help="bring every stem crop to the same RMS before its random gain")
+                        help=f"rank of each stem's head in a new model (default {ModelConfig.head_rank}); a run "
+                             "with --init keeps the checkpoint's")
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1",
                         help="spectral error: l1, or l2 (squared), which shares bins between stems that sound alike")
-    parser.add_argument("--stem-floor", type=float, default=0.0, metavar="F",
-                        help="divide each stem's error by its own level plus F times the mix's (0: off)")
     parser.add_argument("--eq-bumps-db", type=float, default=0.0, metavar="DB",
                         help="also give every stem three random resonances or notches of up to +-DB dB")
     parser.add_argument("--p-coherent", type=float, default=0.3, metavar="P",
@@ -300,9 +262,6 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--phase-cues", action="store_true",
                         help="per-bin inter-channel phase agreement and centre coherence as model inputs; "
                              "with --init, adds them")
-    parser.add_argument("--low-band-bins", type=int, default=ModelConfig.low_band_bins, metavar="N",
-                        help=f"the lowest N bins of a {LOW_BAND_RATIO} times longer STFT as model inputs (48: up to "
-                             f"517 Hz at 44.1 kHz); with --init, adds them")
     return parser
 
 
@@ -339,10 +298,12 @@ def train(args: argparse.Namespace) -> None:
         if args.init is not None:
             model = load_separator(args.init, **{name: value for name, value in parts.items() if value})[0]
             log.info("weights initialized from %s", args.init)
-            hidden, head_rank = args.hidden or model.config.hidden, args.head_rank or model.config.head_rank
-            if (hidden, head_rank) != (model.config.hidden, model.config.head_rank):
-                model = widen(model, hidden, head_rank)  # not --seed: runs widening one checkpoint can be averaged
-                log.info("widened to hidden %d, head rank %d", hidden, head_rank)
+            size = {"hidden": args.hidden, "head_rank": args.head_rank}
+            changed = {name: value for name, value in size.items()
+                       if value is not None and value != getattr(model.config, name)}
+            if changed:
+                raise ValueError(f"a run with --init keeps the checkpoint's hidden {model.config.hidden} and "
+                                 f"head_rank {model.config.head_rank}, got {changed}")
             model.train()
             for pair in args.copy_head:
                 source, target = (STEMS.index(name) for name in pair.split(":"))
@@ -361,8 +322,7 @@ def train(args: argparse.Namespace) -> None:
 
     cache, valid = SongCache(*(args.cache or [DEFAULT_CACHE])), SongCache(args.valid_cache)
     crop = round(args.crop_s * SAMPLE_RATE_HZ / model.config.hop) * model.config.hop
-    sampler = RemixSampler(cache, crop, p_coherent=args.p_coherent, balance=args.balance_stems,
-                           shift_semitones=args.shift_semitones)
+    sampler = RemixSampler(cache, crop, p_coherent=args.p_coherent, shift_semitones=args.shift_semitones)
     log.info("%d training songs, %d validation songs, crops of %d samples", len(cache), len(valid), crop)
 
     losses: list[float] = []
@@ -375,7 +335,7 @@ def train(args: argparse.Namespace) -> None:
         eq = random_eq(tuple(stems.shape[:2]), model.config, rng, args.eq_bumps_db)
         for group, lr_scale in zip(optimizer.param_groups, lr_scales):
             group["lr"] = lr_scale * learning_rate(step, args.lr, 25, args.lr_half_life)
-        loss = spectral_loss(model, stems, eq, squared=args.loss == "l2", stem_floor=args.stem_floor)
+        loss = spectral_loss(model, stems, eq, squared=args.loss == "l2")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

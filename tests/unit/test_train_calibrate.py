@@ -13,8 +13,7 @@ from stemserve.train.model import ModelConfig, Separator
 from stemserve.train.score import score, score_model
 from stemserve.train.train import load_separator, save
 
-CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=2, stereo_cues=True, phase_cues=True,
-                     low_band_bins=12)
+CONFIG = ModelConfig(hidden=16, head_rank=4, dilations=(1, 2), local_width=2, stereo_cues=True, phase_cues=True)
 
 
 def _model() -> Separator:
@@ -23,21 +22,19 @@ def _model() -> Separator:
     with torch.no_grad():  # the branches that start at zero get weights, so each term of the logits counts
         for weight in (model.masknet.skip_scale, model.masknet.stereo.signed_scale, model.masknet.stereo.size_scale,
                        model.masknet.phase.cosine_scale, model.masknet.phase.centre_scale,
-                       model.masknet.local.out.weight, model.masknet.local.out.bias, model.masknet.head_bias,
-                       model.masknet.low_band.out.weight, model.masknet.low_band.out.bias):
+                       model.masknet.local.out.weight, model.masknet.local.out.bias, model.masknet.head_bias):
             weight.normal_(0.0, 0.5)
     return model
 
 
 def _masks(model: Separator, magnitude: torch.Tensor) -> torch.Tensor:
     """The masks for ``magnitude``, with the same phase features (cosines, then centre
-    coherences) and low-band magnitudes every call."""
+    coherences) every call."""
     generator = torch.Generator().manual_seed(3)
     shape = (1, CONFIG.nb_bins, magnitude.shape[-1])
     phase = torch.cat([2 * torch.rand(shape, generator=generator) - 1, torch.rand(shape, generator=generator)], dim=1)
-    low = torch.rand(1, 2 * CONFIG.low_band_bins, magnitude.shape[-1], generator=generator) + 0.01
     with torch.no_grad():
-        return model.masknet(magnitude, phase, low)
+        return model.masknet(magnitude, phase)
 
 
 def test_folded_calibration_gives_the_softmax_of_scaled_and_offset_logits() -> None:
@@ -59,23 +56,6 @@ def test_calibration_refuses_a_non_positive_temperature_and_unknown_stems() -> N
         fold_calibration(_model().masknet, 0.0, {})
     with pytest.raises(ValueError, match=r"unknown stems \['guitar'\]"):
         fold_calibration(_model().masknet, 1.0, {"guitar": 1.0})
-    with pytest.raises(ValueError, match="bass has 3 offsets for 2 bands"):
-        fold_calibration(_model().masknet, 1.0, {"bass": (1.0, 0.0, 0.0)}, [150.0])
-    with pytest.raises(ValueError, match=r"band edges must rise, got \[400.0, 150.0\] Hz"):
-        fold_calibration(_model().masknet, 1.0, {"bass": 1.0}, [400.0, 150.0])
-
-
-def test_band_offsets_shift_a_stem_by_one_value_below_an_edge_and_another_above() -> None:
-    model = _model()
-    magnitude = torch.rand(1, 2 * CONFIG.nb_bins, 12) + 0.01
-    masks = _masks(model, magnitude)
-    # bins 0-3 lie below 150 Hz (43.07 Hz apart with a 1024-point STFT at 44.1 kHz), in both channels
-    bias = torch.full((2, CONFIG.nb_bins), -0.5)
-    bias[:, :4] = 1.0
-    expected = masks.log() * 0.8
-    expected[:, STEMS.index("bass")] += bias.reshape(-1, 1)
-    got = _masks(calibrated(model, 0.8, {"bass": (1.0, -0.5), "piano": 0.0}, [150.0]), magnitude)
-    assert torch.allclose(got, torch.softmax(expected, dim=1), atol=1e-5)
 
 
 def test_search_finds_the_wiener_share_and_temperature_then_the_offsets_that_score_best() -> None:
@@ -83,25 +63,15 @@ def test_search_finds_the_wiener_share_and_temperature_then_the_offsets_that_sco
 
     def evaluate(share: float, temperature: float, offsets: dict[str, float]) -> float:
         calls.append((share, temperature, dict(offsets)))
-        piano, bass = offsets.get("piano", (0.0,))[0], offsets.get("bass", (0.0,))[0]
+        piano, bass = offsets.get("piano", 0.0), offsets.get("bass", 0.0)
         return -(share - 0.5) ** 2 - (temperature - 0.8) ** 2 - (piano - 0.5) ** 2 - (bass + 0.25) ** 2
 
     share, temperature, offsets, figure = search(evaluate, [0.6, 0.8, 1.0], 0.25, rounds=3, wiener_shares=[0.0, 0.5])
     assert (share, temperature) == (0.5, 0.8)
-    assert offsets == {"vocals": (0.0,), "drums": (0.0,), "bass": (-0.25,), "piano": (0.5,), "other": (0.0,)}
+    assert offsets == {"vocals": 0.0, "drums": 0.0, "bass": -0.25, "piano": 0.5, "other": 0.0}
     assert figure == pytest.approx(0.0)
     assert calls[:6] == [(s, t, {}) for s in (0.0, 0.5) for t in (0.6, 0.8, 1.0)]
     assert all(call[:2] == (0.5, 0.8) for call in calls[6:])
-
-
-def test_search_with_bands_moves_each_band_of_each_stem() -> None:
-    def evaluate(share: float, temperature: float, offsets: dict[str, tuple[float, ...]]) -> float:
-        low, high = offsets.get("bass", (0.0, 0.0))
-        return -(low - 0.5) ** 2 - (high + 0.25) ** 2
-
-    _, _, offsets, figure = search(evaluate, [1.0], 0.25, rounds=3, nb_bands=2)
-    assert offsets["bass"] == (0.5, -0.25) and offsets["piano"] == (0.0, 0.0)
-    assert figure == pytest.approx(0.0)
 
 
 def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: Path, capsys) -> None:
@@ -123,7 +93,7 @@ def test_the_command_writes_a_checkpoint_that_scores_what_it_reports(tmp_path: P
     assert state["step"] == 7 and state["calibration"]["temperature"] == temperature
     assert state["calibration"]["offsets"] == offsets and state["calibration"]["wiener_share"] == share
     assert model.config == replace(CONFIG, spatial_wiener=share)
-    assert state["calibration"]["metric"] == "sdr" and state["calibration"]["band_edges_hz"] == []
+    assert state["calibration"]["metric"] == "sdr"
     assert capsys.readouterr().out.startswith(f"{out}: wiener share {share:.2f}, temperature {temperature:.2f}, "
                                               "offsets vocals ")
     with_filter = tmp_path / "with_filter.pt"
@@ -145,10 +115,10 @@ def test_scores_from_logits_computed_once_are_those_of_the_calibrated_model(metr
     sets["second"][1][STEMS.index("drums")] = 0.0  # a silent stem does not count
     model = _model()
     cached = SelectionLogits(model, sets)
-    for temperature, offsets, edges, share in ((1.0, {}, [], None), (0.6, {"bass": 0.5, "other": -0.25}, [], 0.0),
-                                               (1.2, {"bass": (0.5, -1.0)}, [200.0], 0.5)):
-        expected = score_model(calibrated(model, temperature, offsets, edges, share), sets, metric)
-        got = cached.score(temperature, offsets, metric, edges, share)
+    for temperature, offsets, share in ((1.0, {}, None), (0.6, {"bass": 0.5, "other": -0.25}, 0.0),
+                                        (1.2, {"bass": -1.0}, 0.5)):
+        expected = score_model(calibrated(model, temperature, offsets, share), sets, metric)
+        got = cached.score(temperature, offsets, metric, share)
         assert got.keys() == expected.keys()
         for name in expected:
             assert got[name] == pytest.approx(expected[name], abs=1e-3)

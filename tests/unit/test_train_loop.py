@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 from stemserve.train.arrange import STEMS
-from stemserve.train.model import ModelConfig, Separator, low_band_magnitude, widen
-from stemserve.train.train import learning_rate, load_separator, low_band_mix, main, random_eq, validate
+from stemserve.train.model import ModelConfig
+from stemserve.train.train import learning_rate, load_separator, main, random_eq, validate
 
 
 def _cache(directory: Path) -> Path:
@@ -111,7 +111,6 @@ def test_runs_adding_a_local_branch_to_one_checkpoint_start_alike_whatever_their
 @pytest.mark.parametrize(("field", "value", "flags", "weights"), [
     ("stereo_cues", True, ["--stereo-cues"], ("stereo.encoder.weight", "stereo.size_scale")),
     ("phase_cues", True, ["--phase-cues"], ("phase.encoder.weight", "phase.centre_scale", "phase.cosine_scale")),
-    ("low_band_bins", 48, ["--low-band-bins", "48"], ("low_band.encoder.weight", "low_band.out.weight")),
 ])
 def test_a_checkpoint_gains_cues_that_start_silent_and_then_train(tmp_path: Path, field: str, value: bool | int,
                                                                    flags: list[str], weights: tuple[str, ...]) -> None:
@@ -132,7 +131,7 @@ def test_a_checkpoint_gains_cues_that_start_silent_and_then_train(tmp_path: Path
     parameters = dict(tuned.masknet.named_parameters())
     for name in weights:
         assert parameters[name].abs().max() > 0, name  # it moved away from its zero start
-    with pytest.raises(ValueError, match="only gain a local branch, stereo or phase cues or a low band it lacks"):
+    with pytest.raises(ValueError, match="only gain a local branch or stereo or phase cues it lacks"):
         load_separator(tmp_path / "tuned" / "latest.pt", **{field: type(value)(0)})
 
 
@@ -246,53 +245,28 @@ def test_score_ranks_checkpoints_by_the_mean_of_the_sets(tmp_path: Path, capsys)
     assert bss["valid"]["mean"] != pytest.approx(scores["valid"]["mean"])
 
 
-def test_fine_tuning_with_a_larger_hidden_or_head_rank_widens_the_checkpoint(tmp_path: Path) -> None:
+def test_a_run_with_init_keeps_the_checkpoints_size(tmp_path: Path) -> None:
     cache = _cache(tmp_path / "cache")
     main(_args(tmp_path / "plain", cache, 1))
-    main([*_args(tmp_path / "wide", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt"),
-          "--hidden", "12", "--head-rank", "6"])
-    wide, state = load_separator(tmp_path / "wide" / "latest.pt")
-    assert (wide.config.hidden, wide.config.head_rank, state["step"]) == (12, 6, 1)
-    assert "widened to hidden 12, head rank 6" in (tmp_path / "wide" / "train.log").read_text()
-    with pytest.raises(ValueError, match="widening needs hidden >= 8"):
-        main([*_args(tmp_path / "narrow", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt"),
-              "--hidden", "6"])
+    main([*_args(tmp_path / "same", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt")])
+    assert load_separator(tmp_path / "same" / "latest.pt")[0].config.hidden == 8
+    with pytest.raises(ValueError, match="keeps the checkpoint's hidden 8 and head_rank 4, got {'hidden': 12}"):
+        main([*_args(tmp_path / "wide", cache, 1), "--init", str(tmp_path / "plain" / "latest.pt"),
+              "--hidden", "12"])
 
 
-def test_runs_widening_one_checkpoint_start_from_the_same_wide_net_whatever_their_seed(tmp_path: Path) -> None:
-    # so that their snapshots, and the widened start itself, can be averaged
+def test_checkpoints_that_store_the_retired_low_band_setting_load_only_with_it_off(tmp_path: Path) -> None:
+    # the committed checkpoint was written while ModelConfig had low_band_bins, and stores it at 0
     cache = _cache(tmp_path / "cache")
     main(_args(tmp_path / "plain", cache, 1))
-    plain = tmp_path / "plain" / "latest.pt"
-    for seed in ("1", "2"):
-        main([*_args(tmp_path / f"wide{seed}", cache, 1), "--init", str(plain), "--hidden", "12",
-              "--head-rank", "6", "--seed", seed, "--lr", "0"])
-    start = dict(widen(load_separator(plain)[0], 12, 6).named_parameters())
-    for seed in ("1", "2"):
-        run = dict(load_separator(tmp_path / f"wide{seed}" / "latest.pt")[0].named_parameters())
-        assert start.keys() == run.keys()
-        for name, value in start.items():
-            torch.testing.assert_close(run[name], value, rtol=0, atol=0, msg=name)
-
-
-def test_the_low_band_of_a_training_mix_is_that_of_its_eqd_stems_summed() -> None:
-    """Training builds the mix's low band from the stems' and their EQ gains (flat gains
-    scale a stem; a gain that rises 1 % per model bin is read between bins at 1 + 0.01 *
-    k / 4 for low-band bin k), equal to the model's own low band of that mix."""
-    model = Separator(ModelConfig(hidden=8, head_rank=4, dilations=(1,), low_band_bins=24))
-    rng = np.random.default_rng(4)
-    stems = torch.from_numpy((0.1 * rng.standard_normal((2, len(STEMS), 2, 6000))).astype(np.float32))
-    flat = torch.from_numpy(rng.uniform(0.2, 2.0, (2, len(STEMS), 1, 1, 1)).astype(np.float32))
-    mix = (stems * flat[..., 0]).sum(dim=1)  # (batch, channels, samples)
-    expected = low_band_magnitude(model.low_band(mix.reshape(4, 6000))).view(2, 48, -1)
-    got = low_band_mix(model, stems, flat.expand(2, len(STEMS), 1, model.config.nb_bins, 1))
-    assert torch.allclose(got, expected, atol=1e-4 * expected.max())
-    n = torch.arange(6000, dtype=torch.float64)
-    tone = torch.zeros(1, len(STEMS), 2, 6000)
-    tone[0, 2] = torch.cos(2 * torch.pi * 6 * n / 4096).float()  # on low-band bin 6: the model's bin 1.5
-    tilt = (1 + 0.01 * torch.arange(model.config.nb_bins)).view(1, 1, 1, -1, 1).expand(1, len(STEMS), 1, -1, 1)
-    ratio = low_band_mix(model, tone, tilt)[0, 6] / low_band_mix(model, tone, torch.ones_like(tilt))[0, 6]
-    assert torch.allclose(ratio, torch.full_like(ratio, 1.015), atol=1e-4)
+    state = torch.load(tmp_path / "plain" / "latest.pt", weights_only=False)
+    for value in (0, 48):
+        path = tmp_path / f"low_band_{value}.pt"
+        torch.save({**state, "config": {**state["config"], "low_band_bins": value}}, path)
+    model, _ = load_separator(tmp_path / "low_band_0.pt")
+    assert model.config == ModelConfig(**{**state["config"], "dilations": tuple(state["config"]["dilations"])})
+    with pytest.raises(ValueError, match="uses low_band_bins=48, an option this model no longer has"):
+        load_separator(tmp_path / "low_band_48.pt")
 
 
 class _Filtered(torch.nn.Module):

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 from stemserve.train.export_onnx import export_onnx, max_parity_error
-from stemserve.train.model import STEMS, ModelConfig, Separator, phase_features, stem_softmax, widen
+from stemserve.train.model import STEMS, ModelConfig, Separator, phase_features, stem_softmax
 
 TINY = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2))
 TINY_LOCAL = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=3)
 TINY_STEREO = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True)
 TINY_PHASE = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True,
                          phase_cues=True)
-TINY_LOW = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), low_band_bins=10)
 TINY_WIENER = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), stereo_cues=True,
                           spatial_wiener=0.5)
 
@@ -53,8 +52,8 @@ def test_stems_sum_to_the_mix(nb_samples: int, config: ModelConfig) -> None:
     assert not torch.allclose(stems[:, 0], stems[:, 1], atol=1e-3)
 
 
-@pytest.mark.parametrize("config", [TINY_STEREO, TINY_PHASE, TINY_LOW, TINY_WIENER],
-                         ids=["stereo-cues", "phase-cues", "low-band", "spatial-wiener"])
+@pytest.mark.parametrize("config", [TINY_STEREO, TINY_PHASE, TINY_WIENER],
+                         ids=["stereo-cues", "phase-cues", "spatial-wiener"])
 @pytest.mark.parametrize("gain", [0.02, 5.0])
 def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(gain: float, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
@@ -66,13 +65,11 @@ def test_a_quiet_or_loud_mix_is_separated_like_the_same_mix_at_training_level(ga
         magnitude = torch.rand(1, 2 * TINY.nb_bins, 20) + 0.1
         magnitude = magnitude / magnitude.mean()
         phase = torch.rand(1, 2 * TINY.nb_bins, 20) if config.phase_cues else None
-        low = torch.rand(1, 2 * config.low_band_bins, 20) + 0.1 if config.low_band_bins else None
-        assert torch.allclose(model.masknet(magnitude, phase, low),
-                              model.masknet(gain * magnitude, phase, None if low is None else gain * low), atol=1e-6)
+        assert torch.allclose(model.masknet(magnitude, phase), model.masknet(gain * magnitude, phase), atol=1e-6)
 
 
-@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO, TINY_PHASE, TINY_LOW, TINY_WIENER],
-                         ids=["temporal", "with-local-branch", "with-stereo-cues", "with-phase-cues", "with-low-band",
+@pytest.mark.parametrize("config", [TINY, TINY_LOCAL, TINY_STEREO, TINY_PHASE, TINY_WIENER],
+                         ids=["temporal", "with-local-branch", "with-stereo-cues", "with-phase-cues",
                               "with-spatial-wiener"])
 def test_onnx_export_matches_pytorch(tmp_path, config: ModelConfig) -> None:
     model = _trained_looking(Separator(config))
@@ -205,29 +202,6 @@ def test_the_mask_net_refuses_phase_features_it_does_not_use_and_needs_those_it_
         Separator(TINY_PHASE).eval().masknet(magnitude)
     with pytest.raises(ValueError, match="phase features are not used with phase_cues=False, got some"):
         Separator(TINY).eval().masknet(magnitude, torch.zeros(1, 2 * TINY.nb_bins, 4))
-    with pytest.raises(ValueError, match="low-band magnitudes are needed with low_band_bins=10, got none"):
-        Separator(TINY_LOW).eval().masknet(magnitude)
-    with pytest.raises(ValueError, match="low-band magnitudes are not used with low_band_bins=0, got some"):
-        Separator(TINY).eval().masknet(magnitude, None, torch.ones(1, 20, 4))
-
-
-def test_the_low_band_moves_a_stems_odds_only_in_the_bins_it_covers() -> None:
-    """With the low band's output bias at +2 for stem 0 in every covered bin, stem 0's odds
-    against every other stem rise by exp(2) in the covered bins of both channels (10
-    low-band bins of a 1024-point STFT: 0-387 Hz at 44.1 kHz, the model's bins 0-2) and
-    nowhere else."""
-    model = _trained_looking(Separator(TINY_LOW))
-    bins, covered = TINY.nb_bins, TINY_LOW.low_band_covered
-    assert covered == 3
-    magnitude, low = torch.rand(1, 2 * bins, 20) * 5 + 1, torch.rand(1, 20, 20) + 0.5
-    with torch.no_grad():
-        model.masknet.low_band.encoder.weight.zero_()  # only the logits path differs between the two runs
-        plain = model.masknet(magnitude, None, low).double()
-        model.masknet.low_band.out.bias.view(len(STEMS), 2, covered)[0] += 2.0
-        moved = model.masknet(magnitude, None, low).double()
-    change = ((moved[:, 0] / moved[:, 1]) / (plain[:, 0] / plain[:, 1])).log().view(2, bins, 20)
-    assert torch.allclose(change[:, :covered], torch.full((2, covered, 20), 2.0, dtype=torch.float64), atol=1e-5)
-    assert torch.allclose(change[:, covered:], torch.zeros(2, bins - covered, 20, dtype=torch.float64), atol=1e-5)
 
 
 def test_config_rejects_bad_hop_and_stem_count() -> None:
@@ -235,8 +209,6 @@ def test_config_rejects_bad_hop_and_stem_count() -> None:
         ModelConfig(n_fft=1024, hop=256)
     with pytest.raises(ValueError, match="nb_stems"):
         ModelConfig(nb_stems=4)
-    with pytest.raises(ValueError, match="low_band_bins must be 0 to 512 .*, got 513"):
-        ModelConfig(n_fft=256, hop=128, low_band_bins=513)
     with pytest.raises(ValueError, match="spatial_wiener must be a share from 0 to 1, got 1.5"):
         ModelConfig(spatial_wiener=1.5)
 
@@ -255,31 +227,17 @@ def test_the_spatial_wiener_share_moves_the_stems_of_a_panned_mix() -> None:
     assert (filtered - stems).abs().max() > 1e-2
 
 
-def test_a_widened_model_separates_exactly_as_before_and_its_new_channels_can_learn() -> None:
-    config = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=2,
-                         stereo_cues=True, phase_cues=True, low_band_bins=10)
-    narrow = _trained_looking(Separator(config))
-    wide = widen(narrow, 24, 6)
-    assert (wide.config.hidden, wide.config.head_rank) == (24, 6)
-    mix = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 2, 3000)).astype(np.float32))
-    with torch.no_grad():
-        assert torch.allclose(wide(mix), narrow(mix), atol=1e-6)
-    # the weights that read the new channels into the trained ones start at zero but get gradients
-    wide.train()
-    wide(mix).square().mean().backward()
-    masknet = wide.masknet
-    assert masknet.head_out.grad[:, :, 4:].abs().max() > 0
-    assert masknet.blocks[0].pointwise1.weight.grad[:16, 16:].abs().max() > 0
-    with pytest.raises(ValueError, match="hidden >= 16 and head_rank >= 4, got hidden 12 and head_rank 6"):
-        widen(narrow, 12, 6)
+# the weights through which each optional part reaches the logits
+SILENT = {"local": ("out.weight", "out.bias"), "stereo": ("encoder.weight", "signed_scale", "size_scale"),
+          "phase": ("encoder.weight", "cosine_scale", "centre_scale")}
 
 
 @pytest.mark.parametrize(("part", "field", "absent"), [("local", "local_width", 0), ("stereo", "stereo_cues", False),
-                                                       ("phase", "phase_cues", False), ("low_band", "low_band_bins", 0)])
+                                                       ("phase", "phase_cues", False)])
 def test_a_part_with_its_silent_weights_at_zero_separates_as_the_model_without_it(part: str, field: str,
                                                                                   absent: bool | int) -> None:
     full = ModelConfig(n_fft=256, hop=128, hidden=16, head_rank=4, dilations=(1, 2), local_width=2,
-                       stereo_cues=True, phase_cues=True, low_band_bins=10)
+                       stereo_cues=True, phase_cues=True)
     model = _trained_looking(Separator(full))
     without = Separator(replace(full, **{field: absent})).eval()
     without.load_state_dict({k: v for k, v in model.state_dict().items()
@@ -288,6 +246,6 @@ def test_a_part_with_its_silent_weights_at_zero_separates_as_the_model_without_i
     mix = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 2, 3000)).astype(np.float32))
     with torch.no_grad():
         assert not torch.allclose(model(mix), without(mix), atol=1e-4)
-        for name in module.SILENT:
+        for name in SILENT[part]:
             module.get_parameter(name).zero_()
         assert torch.allclose(model(mix), without(mix), atol=1e-6)
