@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,21 +247,38 @@ class ModelEntry:
         return self.directory / version / ONNX_NAME
 
 
-def load_model(repository: Path, name: str) -> ModelEntry:
-    """Read ``<repository>/<name>/config.pbtxt``; ModelNotFoundError when absent."""
-    directory = Path(repository) / name
-    config_path = directory / CONFIG_NAME
-    if not config_path.is_file():
-        available = list_model_names(repository)
+Repository = Path | Sequence[Path]  # one model repository, or a search path of them (first wins)
+
+
+def _roots(repository: Repository) -> tuple[Path, ...]:
+    return (Path(repository),) if isinstance(repository, (str, Path)) else tuple(Path(r) for r in repository)
+
+
+def load_model(repository: Repository, name: str) -> ModelEntry:
+    """Read ``<repository>/<name>/config.pbtxt`` from the first repository that has it;
+    ModelNotFoundError when none does."""
+    config_path = next((root / name / CONFIG_NAME for root in _roots(repository)
+                        if (root / name / CONFIG_NAME).is_file()), None)
+    if config_path is None:
+        available = require_models(repository)
         raise ModelNotFoundError(f"model must be one of {available}, not {name!r}")
     spec = spec_from_config(parse_pbtxt(config_path.read_text()))
     if spec.name and spec.name != name:
         raise ModelConfigError(f"{config_path}: name {spec.name!r} does not match its folder {name!r}")
-    return ModelEntry(spec=spec, directory=directory)
+    return ModelEntry(spec=spec, directory=config_path.parent)
 
 
-def list_model_names(repository: Path) -> list[str]:
-    root = Path(repository)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+def list_model_names(repository: Repository) -> list[str]:
+    """Every model of the repositories, by name (an absent folder has none)."""
+    names = {p.name for root in _roots(repository) if root.is_dir() for p in root.iterdir()
+             if (p / CONFIG_NAME).is_file()}
+    return sorted(names)
+
+
+def require_models(repository: Repository) -> list[str]:
+    """``list_model_names``, or ModelNotFoundError saying where it looked when there is none."""
+    names = list_model_names(repository)
+    if not names:
+        where = ", ".join(str(root) for root in _roots(repository))
+        raise ModelNotFoundError(f"expected models (<name>/{CONFIG_NAME}) in the model repository {where}, found none")
+    return names

@@ -17,7 +17,10 @@ BUNDLED_REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    model_repository: Path = BUNDLED_REPOSITORY
+    # where models are looked up, in order: STEMSERVE_MODEL_REPOSITORY / --model-repository are folders
+    # separated by os.pathsep, an empty entry standing for the bundled repository ("DIR:" adds DIR first,
+    # "DIR" replaces the bundled one)
+    model_repository: tuple[Path, ...] = (BUNDLED_REPOSITORY,)
     max_upload_bytes: int = 2 * 1024**3  # 3 hours of 16-bit stereo wav at 44.1 kHz fit
     max_duration_s: float = 3 * 3600.0
     intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)
@@ -88,5 +91,16 @@ class Settings:
         return cls(**converted)
 
 
-_TYPES = {"Path": Path, "Path | None": Path, "int": int, "float": float, "str": str}
+def repositories(value: object) -> tuple[Path, ...]:
+    """A search path of model repositories from a setting's value (see ``Settings.model_repository``)."""
+    if isinstance(value, tuple):
+        return tuple(Path(v) for v in value)
+    if isinstance(value, Path):
+        return (value,)
+    entries = str(value).split(os.pathsep)
+    return tuple(Path(entry) if entry else BUNDLED_REPOSITORY for entry in entries)
+
+
+_TYPES = {"Path": Path, "Path | None": Path, "int": int, "float": float, "str": str,
+          "tuple[Path, ...]": repositories}
 _CONVERTERS = {f.name: _TYPES[str(f.type)] for f in fields(Settings)}

@@ -13,12 +13,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import numpy as np
 from stemserve.backends.base import Backend
 from stemserve.core.errors import BackendUnavailableError, ModelNotFoundError
-from stemserve.core.model_config import ModelSpec, list_model_names, load_model
+from stemserve.core.model_config import ModelSpec, Repository, load_model, require_models
 from stemserve.core.settings import Settings
 from stemserve.server.metrics import ServiceMetrics
 
@@ -62,7 +61,7 @@ class TimedBackend:
         return self._backend.deadline(seconds)
 
 
-def local_backends(repository: Path, intra_op_threads: int = 0) -> BackendFactory:
+def local_backends(repository: Repository, intra_op_threads: int = 0) -> BackendFactory:
     """Load models from a repository into in-process ONNX Runtime sessions."""
     from stemserve.backends.local import LocalBackend
 
@@ -92,12 +91,10 @@ class ModelPool:
 
     @classmethod
     def from_repository(
-        cls, repository: Path, names: list[str], metrics: ServiceMetrics, *, intra_op_threads: int = 0
+        cls, repository: Repository, names: list[str], metrics: ServiceMetrics, *, intra_op_threads: int = 0
     ) -> ModelPool:
         """``names`` empty: every model of the repository."""
-        available = list_model_names(repository)
-        if not available:
-            raise ModelNotFoundError(f"expected models (<name>/config.pbtxt) in {repository}, found none")
+        available = require_models(repository)
         unknown = [n for n in names if n not in available]
         if unknown:
             raise ModelNotFoundError(f"models to serve must be among {available}, got unknown {unknown}")
@@ -109,11 +106,7 @@ class ModelPool:
         if not settings.triton_url:
             return cls.from_repository(settings.model_repository, settings.model_names, metrics,
                                        intra_op_threads=settings.intra_op_threads)
-        names = settings.model_names or list_model_names(settings.model_repository)
-        if not names:
-            raise ModelNotFoundError(
-                f"with a Triton server, expected model names (models) or models in {settings.model_repository}"
-            )
+        names = settings.model_names or require_models(settings.model_repository)
         return cls(names, triton_backends(settings.triton_url), metrics)
 
     @property

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from stemserve import __version__
-from stemserve.core.errors import BackendUnavailableError, ModelNotFoundError, StemserveError
+from stemserve.core.errors import BackendUnavailableError, StemserveError
 from stemserve.core.presets import PRESETS
 from stemserve.core.settings import Settings
 from stemserve.pipeline.options import SeparationOptions
@@ -25,7 +25,9 @@ HELP = argparse.ArgumentDefaultsHelpFormatter
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stemserve", description="Music source separation.", formatter_class=HELP)
     parser.add_argument("--version", action="version", version=f"stemserve {__version__}")
-    parser.add_argument("--model-repository", type=Path, help="folder of models (config.pbtxt + ONNX)")
+    parser.add_argument("--model-repository", metavar="DIR[:DIR...]",
+                        help="model repositories to search, in order; an empty entry is the bundled one "
+                             "('DIR:' adds DIR before it; default: the bundled repository)")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -133,13 +135,9 @@ def _separate_remote(args: argparse.Namespace, settings: Settings, fields: dict[
 
 
 def _models(settings: Settings) -> list[dict[str, object]]:
-    from stemserve.core.model_config import list_model_names, load_model
+    from stemserve.core.model_config import load_model, require_models
 
-    names = list_model_names(settings.model_repository)
-    if not names:
-        raise ModelNotFoundError(
-            f"expected models (<name>/config.pbtxt) in the model repository {settings.model_repository}, found none"
-        )
+    names = require_models(settings.model_repository)
     listing = []
     for name in names:
         spec = load_model(settings.model_repository, name).spec

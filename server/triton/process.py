@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 from stemserve.core.errors import BackendUnavailableError, InvalidOptionError
+from stemserve.core.model_config import Repository
 from stemserve.server.triton.bundle import (
     DEFAULT_BUILD_DIR,
     DEFAULT_PYTHON_ENV,
@@ -38,7 +39,7 @@ SHM_DIR = "/dev/shm"  # where POSIX shared memory regions live on Linux
 
 @dataclass(frozen=True, kw_only=True)
 class TritonConfig:
-    model_repository: Path  # the source repository (config.pbtxt + model.onnx per model)
+    model_repository: Repository  # the source repository or search path (config.pbtxt + model.onnx per model)
     build_dir: Path = DEFAULT_BUILD_DIR  # generated CPU variant, backend directory, log
     python_env: Path = DEFAULT_PYTHON_ENV  # the models' Python environment
     host: str = "0.0.0.0"  # address every endpoint binds
@@ -265,7 +266,7 @@ def run(config: TritonConfig) -> int:
     return 0
 
 
-def run_command(model_repository: Path, build_dir: Path | None = None, **ports: int | None) -> int:
+def run_command(model_repository: Repository, build_dir: Path | None = None, **ports: int | None) -> int:
     """``stemserve triton``: what is given overrides TritonConfig's defaults; Triton logs to stderr."""
     given: dict[str, Any] = {name: port for name, port in ports.items() if port is not None}
     if build_dir is not None:

@@ -31,7 +31,9 @@ from stemserve.core.model_config import (
     INPUT_NAME,
     ONNX_NAME,
     OUTPUT_NAME,
+    Repository,
     list_model_names,
+    load_model,
     parse_pbtxt,
     spec_from_config,
 )
@@ -78,11 +80,11 @@ class GpuVariantOptions:
 
 
 def generate(
-    source: Path, target: Path, options: CpuVariantOptions | GpuVariantOptions = CpuVariantOptions()
+    source: Repository, target: Path, options: CpuVariantOptions | GpuVariantOptions = CpuVariantOptions()
 ) -> list[str]:
-    """Write the variant of ``source`` into ``target`` (replacing a previous one) and
-    return the names of the models written."""
-    source, target = Path(source).resolve(), Path(target).resolve()
+    """Write the variant of ``source`` (a repository or a search path of them) into
+    ``target`` (replacing a previous one) and return the names of the models written."""
+    target = Path(target).resolve()
     available = list_model_names(source)
     names = list(options.models) or available
     unknown = [name for name in names if name not in available]
@@ -94,15 +96,16 @@ def generate(
     _clear(target)
     written = []
     for name in names:
+        folder_of_model = load_model(source, name).directory.resolve()
         files = {ONNX_NAME, PLAN_NAME} if gpu else {ONNX_NAME}
         versions = sorted(
-            {p.parent.name for f in files for p in (source / name).glob(f"*/{f}") if p.parent.name.isdigit()}
+            {p.parent.name for f in files for p in folder_of_model.glob(f"*/{f}") if p.parent.name.isdigit()}
         )
         if not versions:
             log.warning("model %s has no <version>/%s: left out of the variant", name, " or ".join(sorted(files)))
             continue
-        config = parse_pbtxt((source / name / CONFIG_NAME).read_text())
-        plan = gpu and all((source / name / v / PLAN_NAME).is_file() for v in versions)
+        config = parse_pbtxt((folder_of_model / CONFIG_NAME).read_text())
+        plan = gpu and all((folder_of_model / v / PLAN_NAME).is_file() for v in versions)
         model_file = PLAN_NAME if plan else ONNX_NAME
         if isinstance(options, GpuVariantOptions):
             text = render_gpu_config(config, options, plan=plan)
@@ -114,9 +117,9 @@ def generate(
             folder = target / name / version
             folder.mkdir()
             if gpu:  # the folder is mounted into a container: real files, no links out of it
-                _link_or_copy(source / name / version / model_file, folder / model_file)
+                _link_or_copy(folder_of_model / version / model_file, folder / model_file)
             else:
-                (folder / model_file).symlink_to(source / name / version / model_file)
+                (folder / model_file).symlink_to(folder_of_model / version / model_file)
                 shutil.copyfile(TEMPLATE, folder / "model.py")
         written.append(name)
     log.info("%s variant of %s written to %s: %s", "GPU" if gpu else "CPU", source, target, ", ".join(written))
