@@ -8,22 +8,11 @@ from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import onnxruntime as ort
+from stemserve.backends.session import session_options
 from stemserve.core.errors import ModelConfigError
-from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME, ModelEntry, ModelSpec
+from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME, ModelEntry
 
 log = logging.getLogger(__name__)
-
-
-def session_options(spec: ModelSpec, intra_op_threads: int = 0) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # memory patterns keep one arena plan per input shape; off keeps peak memory low at the same speed
-    options.enable_mem_pattern = False
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = 1
-    for key, value in spec.onnxruntime_config.items():
-        options.add_session_config_entry(key, value)
-    return options
 
 
 class LocalBackend:
@@ -44,9 +33,13 @@ class LocalBackend:
         if not model_file.is_file():
             raise ModelConfigError(f"model {self.spec.name!r}: expected {model_file} to exist")
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self._session = ort.InferenceSession(
-            str(model_file), sess_options=session_options(self.spec, intra_op_threads), providers=providers
-        )
+        try:
+            self._session = ort.InferenceSession(
+                str(model_file), sess_options=session_options(self.spec.onnxruntime_config, intra_op_threads),
+                providers=providers,
+            )
+        except Exception as exc:  # onnxruntime's own errors: a bad file or session setting in the model's folder
+            raise ModelConfigError(f"model {self.spec.name!r}: ONNX Runtime cannot load {model_file}: {exc}") from exc
         self.device = "gpu" if self._session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self._check_contract()
         self._lock = threading.Lock()  # one run at a time: the session already uses every core

@@ -45,12 +45,14 @@ def _export(architecture: str, folder: Path) -> tuple[Path, int]:
 
 def profile(architecture: str, threads: int) -> dict[str, object]:
     import onnxruntime as ort
+    from stemserve.backends.session import session_options
     from stemserve.core.model_config import INPUT_NAME
-    from stemserve.export.onnx_export import parity_signal, session_options
+    from stemserve.export.onnx_export import parity_signal
+    from stemserve.export.repository import ONNXRUNTIME_CONFIG
 
     with tempfile.TemporaryDirectory(prefix="stemserve-profile-") as scratch:
         path, segment_samples = _export(architecture, Path(scratch))
-        options = session_options(threads)
+        options = session_options(ONNXRUNTIME_CONFIG, threads)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(scratch) / "profile")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -23,6 +23,8 @@ ONNX_NAME = "model.onnx"
 INPUT_NAME = "mix"
 OUTPUT_NAME = "stems"
 KNOWN_STEMS = ("vocals", "drums", "bass", "piano", "other", "guitar")
+# the one allowed range of window overlap (a fraction of the segment), a model's default and a request's alike
+MIN_OVERLAP, MAX_OVERLAP = 0.25, 0.5
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -137,9 +139,10 @@ class ModelSpec:
             )
         if self.segment_samples < 256:
             raise ModelConfigError(f"model {self.name!r}: segment_samples must be >= 256, got {self.segment_samples}")
-        if not 0.0 <= self.default_overlap <= 0.5:
+        if not MIN_OVERLAP <= self.default_overlap <= MAX_OVERLAP:
             raise ModelConfigError(
-                f"model {self.name!r}: default_overlap must be within 0-0.5, got {self.default_overlap}"
+                f"model {self.name!r}: default_overlap must be within {MIN_OVERLAP}-{MAX_OVERLAP}, "
+                f"got {self.default_overlap}"
             )
         if self.max_batch_size < 0:
             raise ModelConfigError(f"model {self.name!r}: max_batch_size must be >= 0")

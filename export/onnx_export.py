@@ -22,8 +22,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from stemserve.backends.session import session_options
 from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME
 from stemserve.export.errors import ExportError
+from stemserve.export.repository import ONNXRUNTIME_CONFIG
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -75,19 +77,10 @@ def export_onnx(graph: nn.Module, path: Path, segment_samples: int) -> Path:
     return path
 
 
-def session_options(threads: int = 0) -> ort.SessionOptions:
-    """Settings that keep the peak memory of a session near the model's own size."""
-    options = ort.SessionOptions()
-    options.enable_mem_pattern = False
-    options.add_session_config_entry("session.disable_prepacking", "1")
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return options
-
-
 def open_session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    """The exported graph with the options it will be served with (the repository's session config)."""
+    options = session_options(ONNXRUNTIME_CONFIG, threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def parity_signal(batch: int, segment_samples: int, seed: int = 0) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stemserve.core.errors import InvalidOptionError
+from stemserve.core.model_config import MAX_OVERLAP, MIN_OVERLAP
 from stemserve.core.presets import PRESETS
-from stemserve.preprocess.chunk import MAX_OVERLAP, MIN_OVERLAP
 from stemserve.preprocess.encode import BIT_DEPTHS, FORMATS, OUTPUT_SAMPLE_RATES_HZ, EncodeOptions
 
 DEFAULT_MODEL = "stemserve-small"

@@ -19,14 +19,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from stemserve.client.records import ProgressFn
 from stemserve.preprocess.prefetch import prefetched
 
 InferFn = Callable[[np.ndarray], np.ndarray]
 """(batch, channels, segment) -> (batch, stems, channels, segment)"""
-ProgressFn = Callable[[int, int], None]
-"""(windows_done, windows_total)"""
-
-MIN_OVERLAP, MAX_OVERLAP = 0.25, 0.5
 
 
 @dataclass(frozen=True)
@@ -43,8 +40,7 @@ class WindowPlan:
 
     @classmethod
     def for_fraction(cls, nb_samples: int, segment: int, overlap_fraction: float) -> WindowPlan:
-        if not MIN_OVERLAP <= overlap_fraction <= MAX_OVERLAP:
-            raise ValueError(f"overlap must be within {MIN_OVERLAP}-{MAX_OVERLAP}, got {overlap_fraction}")
+        """``overlap_fraction`` comes validated (SeparationOptions, ModelSpec)."""
         return cls(nb_samples, segment, round(segment * overlap_fraction))
 
     @property

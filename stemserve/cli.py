@@ -11,10 +11,10 @@ from pathlib import Path
 
 from stemserve import __version__
 from stemserve.core.errors import BackendUnavailableError, StemserveError
+from stemserve.core.model_config import MAX_OVERLAP, MIN_OVERLAP
 from stemserve.core.presets import PRESETS
 from stemserve.core.settings import Settings
 from stemserve.pipeline.options import SeparationOptions
-from stemserve.preprocess.chunk import MAX_OVERLAP, MIN_OVERLAP
 from stemserve.preprocess.encode import BIT_DEPTHS, FORMATS, OUTPUT_SAMPLE_RATES_HZ
 
 log = logging.getLogger("stemserve")

@@ -8,6 +8,7 @@ With dynamic batching Triton hands ``execute`` several requests at once; they ar
 one ONNX batch and the outputs are split back per request.
 """
 
+import importlib.util
 import json
 import os
 
@@ -18,24 +19,25 @@ import triton_python_backend_utils as pb_utils
 INPUT_NAME = "mix"
 OUTPUT_NAME = "stems"
 ONNX_NAME = "model.onnx"
+SESSION_MODULE = "session.py"  # stemserve.backends.session
 
 
 def _parameters(config):
     return {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
 
 
-def _session_options(parameters):
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.enable_cpu_mem_arena = True  # reuse buffers between batches
-    options.enable_mem_pattern = False  # one plan per batch size would grow memory with every new size
-    options.intra_op_num_threads = int(parameters.get("intra_op_threads", "0") or 0)
-    options.inter_op_num_threads = 1
-    for item in parameters.get("onnxruntime_session_config", "").split(";"):
-        if item.strip():
-            key, value = item.split("=", 1)
-            options.add_session_config_entry(key.strip(), value.strip())
-    return options
+def _load_session_options():
+    """stemserve's one definition of the session options, copied beside this file."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), SESSION_MODULE)
+    spec = importlib.util.spec_from_file_location("stemserve_session", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.session_options
+
+
+def _config_entries(parameters):
+    pairs = [item.split("=", 1) for item in parameters.get("onnxruntime_session_config", "").split(";") if item.strip()]
+    return {key.strip(): value.strip() for key, value in pairs}
 
 
 class TritonPythonModel:
@@ -46,7 +48,9 @@ class TritonPythonModel:
         self.name = config["name"]
         self.session = ort.InferenceSession(
             os.path.join(model_dir, ONNX_NAME),
-            sess_options=_session_options(parameters),
+            sess_options=_load_session_options()(
+                _config_entries(parameters), int(parameters.get("intra_op_threads", "0") or 0)
+            ),
             providers=["CPUExecutionProvider"],
         )
         dims = [int(d) for d in config["input"][0]["dims"]]  # (channels, segment)

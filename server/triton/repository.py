@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 PLAN_NAME = "model.plan"  # a TensorRT engine, as export/ writes it
 TEMPLATE = Path(__file__).with_name("model.py")
+SESSION = Path(__file__).parents[2] / "backends" / "session.py"  # imported by TEMPLATE
 MARKER = ".stemserve-variant"  # only folders carrying it are ever deleted on regeneration
 
 
@@ -121,6 +122,7 @@ def generate(
             else:
                 (folder / model_file).symlink_to(folder_of_model / version / model_file)
                 shutil.copyfile(TEMPLATE, folder / "model.py")
+                shutil.copyfile(SESSION, folder / "session.py")
         written.append(name)
     log.info("%s variant of %s written to %s: %s", "GPU" if gpu else "CPU", source, target, ", ".join(written))
     return written

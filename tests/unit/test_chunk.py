@@ -83,9 +83,15 @@ def test_streaming_blocks_are_bounded_by_one_hop():
 
 
 @pytest.mark.parametrize("overlap", [0.2, 0.6])
-def test_overlap_out_of_range_is_refused(overlap):
-    with pytest.raises(ValueError, match="overlap must be within 0.25-0.5"):
-        WindowPlan.for_fraction(100, 64, overlap)
+def test_overlap_out_of_range_is_refused_where_it_is_given(overlap):
+    from stemserve.core.errors import InvalidOptionError, ModelConfigError
+    from stemserve.core.model_config import ModelSpec
+    from stemserve.pipeline.options import SeparationOptions
+
+    with pytest.raises(InvalidOptionError, match=f"overlap must be within 0.25-0.5, not {overlap}"):
+        SeparationOptions(overlap=overlap)
+    with pytest.raises(ModelConfigError, match=f"default_overlap must be within 0.25-0.5, got {overlap}"):
+        ModelSpec(name="m", stems=("vocals",), sample_rate_hz=44_100, segment_samples=4_096, default_overlap=overlap)
 
 
 def test_wrong_model_output_shape_is_a_clear_error():

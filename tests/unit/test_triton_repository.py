@@ -1,3 +1,5 @@
+from pathlib import Path
+
 """The CPU variant of a repository: same metadata, python backend, batching as asked."""
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def test_variant_keeps_the_models_metadata(repo, tmp_path):
         assert variant.platform == "python"
         assert (target / name / "1" / "model.onnx").resolve() == (repo / name / "1" / "model.onnx").resolve()
         assert (target / name / "1" / "model.py").read_text().startswith('"""Triton python-backend model')
+        # the served session options are the in-process ones, file for file
+        from stemserve.backends import session
+
+        assert (target / name / "1" / "session.py").read_bytes() == Path(session.__file__).read_bytes()
 
 
 def test_variant_config_has_batching_warmup_and_cpu_instances(repo):
