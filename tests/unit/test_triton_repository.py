@@ -1,10 +1,9 @@
-from pathlib import Path
-
 """The CPU variant of a repository: same metadata, python backend, batching as asked."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from stemserve.core.errors import InvalidOptionError, ModelConfigError
