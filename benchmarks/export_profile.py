@@ -36,7 +36,8 @@ def _export(architecture: str, folder: Path) -> tuple[Path, int]:
     from stemserve.export.checkpoints import load_checkpoint
     from stemserve.export.exporter import build_graph
     from stemserve.export.onnx_export import export_onnx
-    from stemserve.export.synthetic import random_checkpoint
+
+    from benchmarks.synthetic_checkpoints import random_checkpoint
 
     arch = get_architecture(architecture)
     graph, _, segment_samples = build_graph(load_checkpoint(arch, random_checkpoint(arch, folder / "checkpoint", SEED)))

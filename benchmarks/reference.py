@@ -120,7 +120,8 @@ def _prepare(architecture: str, work: Path, max_batch_size: int) -> tuple[Path, 
     """Random full-size checkpoint in the package's format, exported into ``work/repo``."""
     from stemserve.export.architectures import get_architecture
     from stemserve.export.exporter import ExportConfig, run_export
-    from stemserve.export.synthetic import random_checkpoint
+
+    from benchmarks.synthetic_checkpoints import random_checkpoint
 
     arch = get_architecture(architecture)
     if arch.nb_models != 1:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 from stemserve.export.architectures import ARCHITECTURES, Architecture
-from stemserve.export.synthetic import (
+
+from benchmarks.synthetic_checkpoints import (
     random_htdemucs,
     random_umx_targets,
     write_demucs_bag,

@@ -10,8 +10,8 @@ import torch
 from stemserve.core.errors import StemserveError
 from stemserve.export.checkpoints import DemucsCheckpoint, UmxCheckpoint, load_checkpoint
 from stemserve.export.errors import ArchitectureMismatchError, CheckpointError, ChecksumMismatchError
-from stemserve.export.synthetic import random_umx_targets, write_umx_folder
 
+from benchmarks.synthetic_checkpoints import random_umx_targets, write_umx_folder
 from tests.unit import export_fixtures
 from tests.unit.export_fixtures import small_htdemucs, small_umx
 
@@ -120,7 +120,8 @@ def test_errors_share_the_stemserve_root() -> None:
 
 def test_random_checkpoint_is_a_full_size_release_that_loads(tmp_path: Path) -> None:
     from stemserve.export.architectures import get_architecture
-    from stemserve.export.synthetic import random_checkpoint
+
+    from benchmarks.synthetic_checkpoints import random_checkpoint
 
     arch = get_architecture("umxhq")
     checkpoint = load_checkpoint(arch, random_checkpoint(arch, tmp_path / "umxhq"))
