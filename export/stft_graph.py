@@ -25,6 +25,14 @@ Conventions follow ``torch.stft`` / ``torch.istft`` (``onesided=True``): a spect
 carried as a real tensor ``(..., 2, nb_bins, nb_frames)`` where axis ``-3`` is
 (real, imaginary). Bins above ``nb_bins`` are treated as zero, so a model that drops the
 Nyquist bin (HT-Demucs) passes ``nb_bins = n_fft // 2``.
+
+The inverse divides by the window envelope (the sum of the squared, shifted windows) as
+``torch.istft`` does. Given ``nb_frames`` and ``length`` it is a constant of the graph (the
+exported graphs of the published architectures, one fixed window each). Without them the
+inverse takes any frame count and length, which needs an envelope that is one constant
+wherever the output lies: a window whose squares overlap-add to a constant at this hop
+(a sqrt-Hann window at half overlap, as the default model's) and a hop of at least half a
+window, so that every output sample is covered by all the frames it can be.
 """
 
 from __future__ import annotations
@@ -124,12 +132,27 @@ class FactorizedSTFT(nn.Module):
         return frames[:, : self.n_fft] if blocks_per_frame * hop > self.n_fft else frames  # (n, n_fft, frames)
 
 
+def overlap_gain(window: np.ndarray, hop_length: int) -> float | None:
+    """The constant that the squared window, shifted by every multiple of ``hop_length``,
+    sums to; None where that sum is not constant (to float32 precision)."""
+    squares = window.astype(np.float64) ** 2
+    envelope = np.zeros(hop_length)
+    for offset in range(0, squares.shape[0], hop_length):
+        block = squares[offset : offset + hop_length]
+        envelope[: block.shape[0]] += block
+    if envelope.min() < 1e-11 or envelope.max() - envelope.min() > 1e-6 * envelope.max():
+        return None
+    return float(envelope.mean())
+
+
 class FactorizedISTFT(nn.Module):
-    """``torch.istft(..., center=True, onesided=True)`` for a fixed frame count.
+    """``torch.istft(..., center=True, onesided=True)``.
 
     Input ``(batch, nb_signals, 2, nb_bins, nb_frames)``; output
-    ``(batch, nb_signals, length)``. The window envelope (sum of squared, shifted windows)
-    depends only on ``nb_frames``, so it is a constant of the graph.
+    ``(batch, nb_signals, length)``. With ``nb_frames`` and ``length`` the window envelope
+    (sum of squared, shifted windows) is a constant of the graph; without them, frames and
+    ``length`` come with each call and the envelope must be one constant (see the module
+    docstring).
     """
 
     def __init__(
@@ -139,16 +162,27 @@ class FactorizedISTFT(nn.Module):
         hop_length: int,
         nb_bins: int,
         normalized: bool,
-        nb_frames: int,
-        length: int,
+        nb_frames: int | None = None,
+        length: int | None = None,
     ) -> None:
         super().__init__()
         window_np = _validated(window, nb_bins)
         n_fft = window_np.shape[0]
-        full_length = (nb_frames - 1) * hop_length + n_fft
         start = n_fft // 2  # center=True trims half a window on the left
-        if start + length > full_length:
-            raise ValueError(f"length must be <= {full_length - start} for {nb_frames} frames, got {length}")
+        if (nb_frames is None) != (length is None):
+            raise ValueError("give both nb_frames and length, or neither")
+        gain = 1.0
+        if nb_frames is None:
+            gain = overlap_gain(window_np, hop_length)
+            if gain is None or start < n_fft - hop_length:
+                raise ValueError(
+                    "an inverse for any frame count needs a window whose squares overlap-add to a "
+                    f"constant and a hop of at least n_fft / 2, got n_fft {n_fft} and hop {hop_length}"
+                )
+        else:
+            full_length = (nb_frames - 1) * hop_length + n_fft
+            if start + length > full_length:
+                raise ValueError(f"length must be <= {full_length - start} for {nb_frames} frames, got {length}")
         p, q = split_size(n_fft)
         nb_k2 = -(-nb_bins // p)
         k1, a, b, k2 = np.arange(p), np.arange(p), np.arange(q), np.arange(nb_k2)
@@ -165,18 +199,19 @@ class FactorizedISTFT(nn.Module):
         outer = np.concatenate([np.concatenate([cos, -sin], 2), np.concatenate([sin, cos], 2)], 1)
         # then the real part of the p-point inverse DFT: y[q a + b] = Re sum_k1 e^{+i k1 a / p} w[k1, b]
         cos, sin = _phasor(np.outer(a, k1), p)  # (a, k1)
-        scale = 1.0 / math.sqrt(n_fft) if normalized else 1.0 / n_fft
+        scale = (1.0 / math.sqrt(n_fft) if normalized else 1.0 / n_fft) / gain  # a constant envelope folds in
         inner = np.stack([cos, -sin], axis=2).reshape(p, REAL_IMAG * p) * scale  # columns (k1, re/im)
         _buffer(self, "outer", outer)  # (p, 2 q, 2 nb_k2)
         _buffer(self, "inner", inner)  # (p, 2 p)
         _buffer(self, "window", window_np[:, None])  # (n_fft, 1)
-        envelope = np.zeros(full_length)
-        for frame in range(nb_frames):
-            envelope[frame * hop_length : frame * hop_length + n_fft] += window_np**2
-        envelope = envelope[start : start + length]
-        if envelope.min() < 1e-11:
-            raise ValueError("window envelope vanishes inside the output: not invertible")
-        _buffer(self, "inverse_envelope", 1.0 / envelope)  # (length,)
+        if nb_frames is not None:
+            envelope = np.zeros(full_length)
+            for frame in range(nb_frames):
+                envelope[frame * hop_length : frame * hop_length + n_fft] += window_np**2
+            envelope = envelope[start : start + length]
+            if envelope.min() < 1e-11:
+                raise ValueError("window envelope vanishes inside the output: not invertible")
+            _buffer(self, "inverse_envelope", 1.0 / envelope)  # (length,)
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.nb_bins = nb_bins
@@ -185,32 +220,49 @@ class FactorizedISTFT(nn.Module):
         self.length = length
         self.p, self.q, self.nb_k2 = p, q, nb_k2
 
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+    def forward(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """``length``: the output samples, given with each call where the module has none."""
         nb_signals = spec.shape[1]
+        nb_frames = spec.shape[-1] if self.nb_frames is None else self.nb_frames
+        length = self._length(length, nb_frames)
         # (batch, signals, 2, bins, frames) -> (n, 2, k2 * k1, frames), missing bins zero
-        flat = spec.reshape(-1, REAL_IMAG, self.nb_bins, self.nb_frames)
+        flat = spec.reshape(-1, REAL_IMAG, self.nb_bins, nb_frames)
         if self.p * self.nb_k2 > self.nb_bins:
             flat = F.pad(flat, (0, 0, 0, self.p * self.nb_k2 - self.nb_bins))
         # (n, re/im, k2, k1, frames) -> (n, k1, (re/im, k2), frames)
-        flat = flat.reshape(-1, REAL_IMAG * self.nb_k2, self.p, self.nb_frames).transpose(1, 2)
+        flat = flat.reshape(-1, REAL_IMAG * self.nb_k2, self.p, nb_frames).transpose(1, 2)
         w = self.outer @ flat  # (n, k1, (re/im, b), frames)
         # (n, k1, re/im, b, frames) -> (n, (k1, re/im), (b, frames)): the inner inverse DFT
-        frames = self.inner @ w.reshape(-1, REAL_IMAG * self.p, self.q * self.nb_frames)  # (n, a, b * frames)
-        frames = frames.reshape(-1, self.n_fft, self.nb_frames) * self.window  # n = q a + b
-        signal = self._overlap_add(frames)[:, self.start : self.start + self.length] * self.inverse_envelope
-        return signal.reshape(-1, nb_signals, self.length)  # (batch, signals, samples)
+        frames = self.inner @ w.reshape(-1, REAL_IMAG * self.p, self.q * nb_frames)  # (n, a, b * frames)
+        frames = frames.reshape(-1, self.n_fft, nb_frames) * self.window  # n = q a + b
+        signal = self._overlap_add(frames, nb_frames)[:, self.start : self.start + length]
+        if self.nb_frames is not None:
+            signal = signal * self.inverse_envelope
+        return signal.reshape(-1, nb_signals, length)  # (batch, signals, samples)
 
-    def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
+    def _length(self, length: int | None, nb_frames: int) -> int:
+        if self.length is not None:
+            if length not in (None, self.length):
+                raise ValueError(f"this inverse gives {self.length} samples, not {length}")
+            return self.length
+        if length is None:
+            raise ValueError("length must be given with each call to an inverse for any frame count")
+        if self.start + length > nb_frames * self.hop_length:  # the last samples lack a frame
+            raise ValueError(f"length must be <= {nb_frames * self.hop_length - self.start} "
+                             f"for {nb_frames} frames, got {length}")
+        return length
+
+    def _overlap_add(self, frames: torch.Tensor, nb_frames: int) -> torch.Tensor:
         """``(n, n_fft, frames)`` -> ``(n, samples)``: frame ``t``'s ``k``-th hop-sized block
         (the last one zero-padded) is added at block ``t + k``."""
         hop = self.hop_length
         blocks_per_frame = -(-self.n_fft // hop)
         if blocks_per_frame * hop > self.n_fft:
             frames = F.pad(frames, (0, 0, 0, blocks_per_frame * hop - self.n_fft))
-        blocks = frames.reshape(-1, blocks_per_frame, hop, self.nb_frames)  # (n, k, hop, frames)
+        blocks = frames.reshape(-1, blocks_per_frame, hop, nb_frames)  # (n, k, hop, frames)
         total = None
         for k in range(blocks_per_frame):
             shifted = F.pad(blocks[:, k], (k, blocks_per_frame - 1 - k))  # (n, hop, blocks)
             total = shifted if total is None else total + shifted
         # (n, hop, blocks) -> (n, blocks * hop)
-        return total.transpose(1, 2).reshape(-1, (self.nb_frames + blocks_per_frame - 1) * hop)
+        return total.transpose(1, 2).reshape(-1, (nb_frames + blocks_per_frame - 1) * hop)

@@ -1,9 +1,10 @@
 """The stemserve-small separation model: STFT masks from a dilated temporal conv net.
 
 Waveform in, waveform stems out, with the STFT and ISTFT inside the network as real-valued
-matrix products (``stemserve.train.stft``), so the exported ONNX graph holds no complex tensors. The
-net sees the log magnitudes of both channels of every frame, the window brought to one mean
-magnitude as in training (with ``stereo_cues``, also where each bin sits between the
+matrix products (``stemserve.train.stft``, the transform of
+``stemserve.export.stft_graph``), so the exported ONNX graph holds no complex tensors. The
+net sees the log magnitudes of both channels of every frame, the window brought to one
+mean magnitude as in training (with ``stereo_cues``, also where each bin sits between the
 channels; with ``phase_cues``, also how alike the channels' phases are), mixes them
 through a stack of dilated depthwise-separable temporal convolutions and gives each stem
 its own head; a softmax across stems turns the head outputs into masks that sum to one, so

@@ -25,7 +25,7 @@ import torch
 from stemserve.train.dataset import RemixSampler, SongCache
 from stemserve.train.metrics import clip_scores, sdr_db, stem_is_active
 from stemserve.train.model import MIN_MEAN_MAGNITUDE, STEMS, ModelConfig, Separator, copy_stem_head, phase_features
-from stemserve.train.stft import sqrt_hann
+from stemserve.train.stft import frame_padding, sqrt_hann
 from torch.nn import functional as F
 
 log = logging.getLogger("train")
@@ -35,9 +35,9 @@ DEFAULT_CACHE = Path("train/cache/songs")
 
 def stem_spectra(stems: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """``(batch, stems, channels, samples)`` -> real and imaginary parts, each
-    ``(batch, stems, channels, bins, frames)``, framed exactly as the model's ConvSTFT."""
+    ``(batch, stems, channels, bins, frames)``, framed exactly as the model's STFT."""
     batch, nb_stems, channels, samples = stems.shape
-    padded = F.pad(stems.reshape(-1, samples), (config.hop, config.hop + (-samples % config.hop)))
+    padded = F.pad(stems.reshape(-1, samples), frame_padding(samples, config.hop))
     spec = torch.stft(padded, config.n_fft, config.hop, window=sqrt_hann(config.n_fft).float(),
                       center=False, return_complex=True)  # (batch * stems * channels, bins, frames)
     shape = (batch, nb_stems, channels, spec.shape[1], spec.shape[2])

@@ -141,3 +141,48 @@ def test_bins_beyond_the_one_sided_spectrum_are_rejected(module: type) -> None:
     kwargs = {"nb_frames": 10, "length": 500} if module is FactorizedISTFT else {}
     with pytest.raises(ValueError, match="nb_bins must be within 1-129"):
         module(window=torch.hann_window(256), hop_length=64, nb_bins=130, normalized=False, **kwargs)
+
+
+def _sqrt_hann(n_fft: int, gain: float = 1.0) -> torch.Tensor:
+    return gain * torch.hann_window(n_fft, dtype=torch.float64).sqrt().float()
+
+
+@pytest.mark.parametrize("n_fft,gain", [(1024, 1.0), (500, 2.0), (64, 0.5)])
+@pytest.mark.parametrize("nb_frames", [3, 17])
+def test_istft_for_any_frame_count_matches_torch_istft(n_fft: int, gain: float, nb_frames: int) -> None:
+    """Without a fixed frame count: a window whose squares overlap-add to a constant (here
+    ``gain ** 2``) at half overlap; one module inverts spectra of any length."""
+    hop, nb_bins = n_fft // 2, n_fft // 2 + 1
+    window = _sqrt_hann(n_fft, gain)
+    istft = FactorizedISTFT(window=window, hop_length=hop, nb_bins=nb_bins, normalized=False)
+    assert not any(name == "inverse_envelope" for name, _ in istft.named_buffers())
+    spec = torch.randn(2, 3, 2, nb_bins, nb_frames, generator=torch.Generator().manual_seed(nb_frames))
+    for length in ((nb_frames - 1) * hop, (nb_frames - 1) * hop - 7):
+        expected = _torch_istft(spec, n_fft, hop, window, False, length)
+        assert (istft(spec, length) - expected).abs().max().item() < 1e-5 * expected.abs().max().item()
+
+
+def test_istft_for_any_frame_count_needs_a_constant_envelope() -> None:
+    window = torch.hann_window(256)
+    with pytest.raises(ValueError, match="overlap-add to a constant"):  # hann squared is not constant at hop 128
+        FactorizedISTFT(window=window, hop_length=128, nb_bins=129, normalized=False)
+    with pytest.raises(ValueError, match="overlap-add to a constant"):  # hann is, at hop 64, but the edges are not
+        FactorizedISTFT(window=window.sqrt(), hop_length=64, nb_bins=129, normalized=False)
+    with pytest.raises(ValueError, match="both nb_frames and length"):
+        FactorizedISTFT(window=window, hop_length=64, nb_bins=129, normalized=False, nb_frames=10)
+
+
+def test_istft_lengths_per_call() -> None:
+    dynamic = FactorizedISTFT(window=_sqrt_hann(256), hop_length=128, nb_bins=129, normalized=False)
+    spec = torch.zeros(1, 1, 2, 129, 10)
+    assert dynamic(spec, 9 * 128).shape == (1, 1, 9 * 128)
+    with pytest.raises(ValueError, match="length must be given"):
+        dynamic(spec)
+    with pytest.raises(ValueError, match="length must be <= 1152"):
+        dynamic(spec, 9 * 128 + 1)
+    fixed = FactorizedISTFT(
+        window=torch.hann_window(256), hop_length=64, nb_bins=129, normalized=False, nb_frames=10, length=500
+    )
+    assert fixed(spec, 500).shape == fixed(spec).shape == (1, 1, 500)
+    with pytest.raises(ValueError, match="gives 500 samples, not 400"):
+        fixed(spec, 400)

@@ -1,8 +1,10 @@
-"""The in-graph STFT: equal to torch.stft, and perfectly invertible."""
+"""The model's STFT (its framing of the export package's transform): equal to torch.stft,
+and perfectly invertible."""
 
 import pytest
 import torch
-from stemserve.train.stft import FactorizedSTFT, sqrt_hann
+from stemserve.export import stft_graph
+from stemserve.train.stft import FactorizedSTFT, frame_padding, sqrt_hann
 
 
 @pytest.mark.parametrize("n_fft", [512, 1024, 2048])
@@ -11,7 +13,8 @@ def test_forward_matches_torch_stft(n_fft: int, nb_samples: int) -> None:
     hop = n_fft // 2
     signal = torch.randn(3, nb_samples, generator=torch.Generator().manual_seed(n_fft + nb_samples))
     spec = FactorizedSTFT(n_fft, hop)(signal)
-    padded = torch.nn.functional.pad(signal, (hop, hop + (-nb_samples % hop)))
+    padded = torch.nn.functional.pad(signal, frame_padding(nb_samples, hop))
+    assert padded.shape[-1] == hop + -(-nb_samples // hop) * hop + hop  # centred frames, the last hop completed
     expected = torch.stft(padded, n_fft, hop, window=sqrt_hann(n_fft).float(), center=False,
                           return_complex=True)
     bins = n_fft // 2 + 1
@@ -49,3 +52,9 @@ def test_rejects_a_hop_other_than_half_the_frame() -> None:
     with pytest.raises(ValueError, match="hop must be n_fft / 2"):
         FactorizedSTFT(1024, 256)
 
+
+def test_the_transform_is_the_export_packages() -> None:
+    stft = FactorizedSTFT(1024, 512)
+    assert isinstance(stft.transform, stft_graph.FactorizedSTFT)
+    assert isinstance(stft.inverse_transform, stft_graph.FactorizedISTFT)
+    assert stft.inverse_transform.nb_frames is None  # any length, no envelope constant
