@@ -1,6 +1,6 @@
 """Describe a served model: read and write its Triton ``config.pbtxt``.
 
-The model contract (ARCHITECTURE.md) keeps a model's metadata in the ``parameters`` of its
+The model contract (README, "Models") keeps a model's metadata in the ``parameters`` of its
 ``config.pbtxt`` and nowhere else: ordered stem names, sample rate, segment samples,
 default overlap, model_version (hash of the model file), architecture and weight licence.
 This module parses the subset of protobuf text format that Triton configs use, so the

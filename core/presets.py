@@ -1,14 +1,17 @@
 """Stem presets: which stems a request gets and how they come from the model's stems.
 
-- 2 stems: vocals + instrumental, instrumental = mix - vocals (the two sum to the input);
-- 4 stems: vocals, drums, bass, other;
-- 5 stems: vocals, drums, bass, piano, other.
-A model stem that a preset does not name (piano in the 4-stem preset, guitar...) is
-folded into ``other``.
+- 2 stems: vocals + instrumental, instrumental = input - vocals;
+- 4 stems: vocals, drums, bass, other = input - the three;
+- 5 stems: vocals, drums, bass, piano, other = input - the four.
+The last stem of each preset is the residual: made at the output rate from the input
+itself, so the stems sum to the input at any rate, and what the model does not name
+(piano in the 4-stem preset, guitar, the band above the model's Nyquist frequency, what a
+model's stems leave out of the mix) lands in it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,27 +26,32 @@ PRESETS: dict[int, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Preset:
-    """How each output stem is made: indices of model stems to add up; ``None`` means
-    mix minus the sum of every other output stem."""
+    """Output stems: each named one is a model stem; the last, ``residual``, is the input
+    minus all the others."""
 
     names: tuple[str, ...]
-    sources: tuple[tuple[int, ...] | None, ...]
+    sources: tuple[int, ...]  # the model stem of each name but the residual
+
+    @property
+    def residual(self) -> str:
+        return self.names[-1]
+
+    def named(self, model_stems: np.ndarray) -> dict[str, np.ndarray]:
+        """``model_stems`` (stems, channels, n) -> name: (channels, n), the residual left out."""
+        return {name: model_stems[index] for name, index in zip(self.names, self.sources)}
 
     def apply(self, model_stems: np.ndarray, mix: np.ndarray) -> dict[str, np.ndarray]:
-        """``model_stems`` (stems, channels, n), ``mix`` (channels, n) -> name: (channels, n)."""
-        out: dict[str, np.ndarray] = {}
-        for name, indices in zip(self.names, self.sources):
-            if indices is not None:
-                out[name] = model_stems[indices[0]]  # a view when nothing is folded
-                for index in indices[1:]:
-                    out[name] = out[name] + model_stems[index]
-        for name, indices in zip(self.names, self.sources):
-            if indices is None:
-                rest = mix.astype(np.float32, copy=True)
-                for other in out.values():
-                    rest -= other
-                out[name] = rest
-        return {name: out[name] for name in self.names}
+        """Every stem, the residual from ``mix`` (channels, n) at the same rate."""
+        out = self.named(model_stems)
+        return {**out, self.residual: residual(mix, out.values())}
+
+
+def residual(mix: np.ndarray, stems: Iterable[np.ndarray]) -> np.ndarray:
+    """``mix`` minus ``stems``, all (channels, n) or all (n, channels), in float32."""
+    rest = mix.astype(np.float32, copy=True)
+    for stem in stems:
+        rest -= stem
+    return rest
 
 
 def resolve(nb_stems: int, model_stems: tuple[str, ...], model_name: str = "") -> Preset:
@@ -60,10 +68,9 @@ def resolve(nb_stems: int, model_stems: tuple[str, ...], model_name: str = "") -
             f"{list(model_stems)} (missing {missing})"
         )
     if nb_stems == 2:
-        return Preset(names, ((model_stems.index("vocals"),), None))
-    rest = tuple(i for i, stem in enumerate(model_stems) if stem not in needed)
-    if not rest:
+        return Preset(names, (model_stems.index("vocals"),))
+    if not [stem for stem in model_stems if stem not in needed]:
         raise InvalidOptionError(
             f"the {nb_stems}-stem preset needs an 'other' stem; model {model_name!r} has only {list(model_stems)}"
         )
-    return Preset(names, tuple((model_stems.index(n),) for n in needed) + (rest,))
+    return Preset(names, tuple(model_stems.index(n) for n in needed))

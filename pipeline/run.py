@@ -53,9 +53,13 @@ def separate(
             f"short input: {info.duration_s:.3f} s is under {SHORT_INPUT_S:g} s; the model has little context"
         )
     out_rate = options.output_rate_hz(info.sample_rate_hz)
+    # a third pass, on the sink's thread: the input at the output rate, for the residual stem
+    mix_reader = AudioReader(source, limits, log_properties=False)
     sink = StemSink(
         Path(out_dir),
         preset.names,
+        residual=preset.residual,
+        mix_blocks=model_rate_blocks(mix_reader.blocks(), info.sample_rate_hz, out_rate),
         model_rate_hz=spec.sample_rate_hz,
         out_rate_hz=out_rate,
         nb_out_frames=round(info.nb_frames * out_rate / info.sample_rate_hz),
@@ -83,7 +87,7 @@ def separate(
             residual = sparse_mix - model_stems[:, :, ::16].sum(axis=0)
             residual_energy += float(np.vdot(residual, residual))
             mix_energy += float(np.vdot(sparse_mix, sparse_mix))
-            sink.put(preset.apply(model_stems, mix))
+            sink.put(preset.named(model_stems))
             position += n
             signal.release(position)
         final = sink.commit()
@@ -92,6 +96,7 @@ def separate(
         raise
     finally:
         reader.close()
+        mix_reader.close()
     warnings += clipping_warnings({name: w.peak for name, w in sink.writers.items()})
     if mix_energy > 0 and residual_energy > LOW_CONFIDENCE_RESIDUAL * mix_energy:
         warnings.append(

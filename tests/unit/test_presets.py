@@ -24,15 +24,17 @@ def test_two_stems_sum_exactly_to_the_mix():
 
 
 def test_four_stems_fold_piano_into_other():
-    out = resolve(4, FIVE).apply(model_output(5), np.zeros((2, 3), np.float32))
+    stems = model_output(5)
+    out = resolve(4, FIVE).apply(stems, stems.sum(axis=0))  # a model whose stems sum to the mix
     assert list(out) == ["vocals", "drums", "bass", "other"]
     assert [float(v[0, 0]) for v in out.values()] == [1.0, 2.0, 3.0, 4.0 + 5.0]
 
 
 def test_six_stem_model_folds_guitar_and_piano_for_four_and_guitar_for_five():
-    four = resolve(4, SIX).apply(model_output(6), np.zeros((2, 3), np.float32))
+    stems = model_output(6)
+    four = resolve(4, SIX).apply(stems, stems.sum(axis=0))
     assert float(four["other"][0, 0]) == 4.0 + 5.0 + 6.0
-    five = resolve(5, SIX).apply(model_output(6), np.zeros((2, 3), np.float32))
+    five = resolve(5, SIX).apply(stems, stems.sum(axis=0))
     assert [float(v[0, 0]) for v in five.values()] == [1.0, 2.0, 3.0, 5.0, 4.0 + 6.0]
 
 
@@ -41,3 +43,12 @@ def test_preset_a_model_cannot_serve_is_a_clear_error():
         resolve(5, ("vocals", "drums", "bass", "other"), "umx")
     with pytest.raises(InvalidOptionError, match="stems must be one of \\[2, 4, 5\\], not 3"):
         resolve(3, FIVE)
+
+
+def test_what_the_model_leaves_out_of_the_mix_lands_in_the_residual():
+    stems = model_output(5)
+    mix = stems.sum(axis=0) + 0.5  # the model explains all but 0.5
+    for nb_stems, residual in ((2, "instrumental"), (4, "other"), (5, "other")):
+        out = resolve(nb_stems, FIVE).apply(stems, mix)
+        np.testing.assert_array_equal(sum(out.values()), mix)
+        assert resolve(nb_stems, FIVE).residual == residual

@@ -30,3 +30,15 @@ def test_every_test_run_in_the_docs_goes_through_the_test_command():
     assert runs, "the READMEs name no test run"
     test_command = readme_commands()[1].strip()
     assert all(run.startswith("bash scripts/test.sh") or run == test_command for run in runs), runs
+
+
+def test_every_setting_is_listed_once_in_the_readme_settings_table():
+    from dataclasses import fields
+
+    from stemserve.core.settings import ENV_PREFIX, Settings
+
+    table = ROOT.joinpath("README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    for field in fields(Settings):
+        variable = f"`{ENV_PREFIX}{field.name.upper()}`"
+        assert table.count(variable) == 1, variable
+    assert "http://" not in ROOT.joinpath("README.md").read_text() and "https://" not in ROOT.joinpath("README.md").read_text()
