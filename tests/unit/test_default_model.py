@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from stemserve.core.model_config import INPUT_NAME, OUTPUT_NAME, file_sha256, load_model
+from stemserve.core.model_config import CONFIG_NAME, INPUT_NAME, OUTPUT_NAME, file_sha256, load_model, parse_pbtxt
+from stemserve.export.errors import ExportError
 from stemserve.train.arrange import STEMS, generate_song
-from stemserve.train.export_onnx import SEGMENT_SAMPLES, export_onnx
+from stemserve.train.export_onnx import SEGMENT_SAMPLES, export_onnx, export_repository
 from stemserve.train.metrics import sdr_db, stem_is_active
 from stemserve.train.train import load_separator
 
@@ -50,6 +51,32 @@ def test_reexport_from_checkpoint_reproduces_the_onnx(session, tmp_path) -> None
     mix = (0.1 * np.random.default_rng(0).standard_normal((1, 2, SEGMENT_SAMPLES))).astype(np.float32)
     fresh = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert np.abs(_run(fresh, mix) - _run(session, mix)).max() < 1e-5
+
+
+def test_export_writes_the_committed_config(tmp_path) -> None:
+    """The export command writes the model folder as the export package does: the committed
+    config.pbtxt's fields and parameters (the version is the new file's hash), plus the
+    warm-up block every exported model has."""
+    onnx_path = export_repository(CHECKPOINT, tmp_path)
+    assert onnx_path == tmp_path / "stemserve-small" / "1" / "model.onnx"
+    written = parse_pbtxt((tmp_path / "stemserve-small" / CONFIG_NAME).read_text())
+    committed = parse_pbtxt((REPOSITORY / "stemserve-small" / CONFIG_NAME).read_text())
+    assert [w["batch_size"] for w in written.pop("model_warmup")] == [[1]]
+
+    def parameters(config: dict) -> dict:
+        return {p["key"][0]: p["value"][0]["string_value"][0] for p in config.pop("parameters")}
+
+    written_parameters, committed_parameters = parameters(written), parameters(committed)
+    assert written_parameters.pop("model_version") == file_sha256(onnx_path)[:12]
+    committed_parameters.pop("model_version")
+    assert (written, written_parameters) == (committed, committed_parameters)
+    assert load_model(tmp_path, "stemserve-small").spec.segment_samples == SEGMENT_SAMPLES
+
+
+def test_export_refuses_an_onnx_that_differs_from_pytorch(tmp_path) -> None:
+    with pytest.raises(ExportError, match="parity stemserve-small: .*FAILED"):
+        export_repository(CHECKPOINT, tmp_path, tolerance=0.0)
+    assert not (tmp_path / "stemserve-small").exists()
 
 
 def test_stems_sum_to_the_mix(session) -> None:
