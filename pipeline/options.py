@@ -21,6 +21,7 @@ class SeparationOptions:
     normalize: bool = True
     model: str = DEFAULT_MODEL
     overlap: float | None = None  # None: the model's default overlap
+    mp3_bitrate: str = "320"  # kbps (constant bitrate) or v0-v9 (variable); mp3 only
 
     def __post_init__(self) -> None:
         if self.stems not in PRESETS:
@@ -28,7 +29,7 @@ class SeparationOptions:
         if self.format not in FORMATS:
             raise InvalidOptionError(f"format must be one of {list(FORMATS)}, not {self.format!r}")
         try:
-            EncodeOptions(format=self.format, bit_depth=self.bit_depth)
+            self.encode  # noqa: B018 - validates format, bit depth and mp3 bitrate together
         except ValueError as exc:
             raise InvalidOptionError(str(exc)) from exc
         if self.bit_depth not in BIT_DEPTHS:
@@ -44,7 +45,7 @@ class SeparationOptions:
 
     @property
     def encode(self) -> EncodeOptions:
-        return EncodeOptions(format=self.format, bit_depth=self.bit_depth)
+        return EncodeOptions(format=self.format, bit_depth=self.bit_depth, mp3_bitrate=self.mp3_bitrate)
 
     def output_rate_hz(self, input_rate_hz: int) -> int:
         if self.sample_rate_hz is not None:
@@ -54,5 +55,6 @@ class SeparationOptions:
     def cache_key_part(self) -> str:
         return (
             f"stems={self.stems};format={self.format};bit_depth={self.bit_depth};"
-            f"rate={self.sample_rate_hz};normalize={self.normalize};overlap={self.overlap}"
+            f"rate={self.sample_rate_hz};normalize={self.normalize};overlap={self.overlap};"
+            f"mp3_bitrate={self.mp3_bitrate if self.format == 'mp3' else ''}"
         )

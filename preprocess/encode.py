@@ -21,10 +21,13 @@ _SUBTYPES = {
     ("wav", "float"): "FLOAT",
     ("flac", "16"): "PCM_16",
     ("flac", "24"): "PCM_24",
-    ("mp3", "16"): "MPEG_LAYER_III",
-    ("mp3", "24"): "MPEG_LAYER_III",
+    ("mp3", "16"): "MPEG_LAYER_III",  # mp3 has no bit depth of its own: 16 (the default) stands for it
 }
 _CONTAINERS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+# mp3 quality: a constant bitrate in kbps (MPEG-1 layer III rates) or a VBR quality v0 (best) - v9
+MP3_CBR_KBPS = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+MP3_VBR_QUALITIES = tuple(f"v{q}" for q in range(10))
+MP3_BITRATES = tuple(str(kbps) for kbps in MP3_CBR_KBPS) + MP3_VBR_QUALITIES
 # full-scale value of the integer written for each PCM subtype (24-bit goes through int32)
 _INT_SCALES = {"PCM_16": 2.0**15, "PCM_24": 2.0**23}
 
@@ -33,6 +36,7 @@ _INT_SCALES = {"PCM_16": 2.0**15, "PCM_24": 2.0**23}
 class EncodeOptions:
     format: str = "wav"
     bit_depth: str = "16"
+    mp3_bitrate: str = "320"  # kbps (constant bitrate) or v0-v9 (variable); mp3 only
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -40,6 +44,21 @@ class EncodeOptions:
         if (self.format, self.bit_depth) not in _SUBTYPES:
             allowed = [d for f, d in _SUBTYPES if f == self.format]
             raise ValueError(f"bit_depth for {self.format} must be one of {allowed}, not {self.bit_depth!r}")
+        if self.mp3_bitrate not in MP3_BITRATES:
+            raise ValueError(
+                f"mp3_bitrate must be a constant bitrate in kbps {list(MP3_CBR_KBPS)} or a VBR quality "
+                f"v0 (best) - v9, not {self.mp3_bitrate!r}"
+            )
+
+    def mp3_settings(self) -> dict[str, object]:
+        """libsndfile's compression level and bitrate mode for ``mp3_bitrate``: for a
+        constant bitrate it encodes ``int(320 - level * 288)`` kbps (rates of 32 kHz and up),
+        for VBR the LAME quality ``level * 10``."""
+        if self.mp3_bitrate in MP3_VBR_QUALITIES:
+            return {"bitrate_mode": "VARIABLE", "compression_level": int(self.mp3_bitrate[1]) / 10}
+        kbps = int(self.mp3_bitrate)
+        level = 0.0 if kbps == 320 else (320 - kbps - 0.5) / 288  # + 0.5 kbps against truncation
+        return {"bitrate_mode": "CONSTANT", "compression_level": level}
 
     @property
     def extension(self) -> str:
@@ -74,6 +93,7 @@ class StemWriter:
             channels=nb_channels,
             format=_CONTAINERS[options.format],
             subtype=_SUBTYPES[(options.format, options.bit_depth)],
+            **(options.mp3_settings() if options.format == "mp3" else {}),
         )
         if options.format == "wav" and options.bit_depth == "float":
             _without_peak_chunk(self._file)

@@ -15,7 +15,7 @@ from stemserve.core.model_config import MAX_OVERLAP, MIN_OVERLAP
 from stemserve.core.presets import PRESETS
 from stemserve.core.settings import Settings
 from stemserve.pipeline.options import SeparationOptions
-from stemserve.preprocess.encode import BIT_DEPTHS, FORMATS, OUTPUT_SAMPLE_RATES_HZ
+from stemserve.preprocess.encode import BIT_DEPTHS, FORMATS, MP3_CBR_KBPS, OUTPUT_SAMPLE_RATES_HZ
 
 log = logging.getLogger("stemserve")
 DEFAULTS = SeparationOptions()  # the one source of the option defaults
@@ -39,6 +39,8 @@ def get_parser() -> argparse.ArgumentParser:
     sep.add_argument("--format", default=DEFAULTS.format, choices=list(FORMATS), help="stem file format")
     sep.add_argument("--bit-depth", default=DEFAULTS.bit_depth, choices=list(BIT_DEPTHS),
                      help="wav/flac sample format")
+    sep.add_argument("--mp3-bitrate", default=DEFAULTS.mp3_bitrate, metavar="KBPS|vN",
+                     help=f"mp3 quality: a constant bitrate {list(MP3_CBR_KBPS)} or a VBR quality v0 (best) - v9")
     sep.add_argument("--sample-rate", type=int, choices=list(OUTPUT_SAMPLE_RATES_HZ),
                      help="output rate; None: the input's own when allowed, else 44100")
     sep.add_argument("--no-normalize", action="store_true", help="feed the model the input's own level")
@@ -109,6 +111,7 @@ def _separate(args: argparse.Namespace, settings: Settings) -> dict[str, object]
     fields = {
         "stems": args.stems, "format": args.format, "bit_depth": args.bit_depth, "sample_rate_hz": args.sample_rate,
         "normalize": not args.no_normalize, "model": args.model, "overlap": args.overlap,
+        "mp3_bitrate": args.mp3_bitrate,
     }
     options = SeparationOptions(**fields)  # validated here, in both modes
     bar = ProgressBar(args.input.name, enabled=not args.no_progress)

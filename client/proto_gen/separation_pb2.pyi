@@ -41,7 +41,7 @@ DEVICE_CPU: Device
 DEVICE_GPU: Device
 
 class SeparateOptions(_message.Message):
-    __slots__ = ("stems", "format", "bit_depth", "sample_rate_hz", "normalize", "model", "overlap")
+    __slots__ = ("stems", "format", "bit_depth", "sample_rate_hz", "normalize", "model", "overlap", "mp3_bitrate")
     STEMS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     BIT_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class SeparateOptions(_message.Message):
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MP3_BITRATE_FIELD_NUMBER: _ClassVar[int]
     stems: int
     format: AudioFormat
     bit_depth: BitDepth
@@ -56,7 +57,8 @@ class SeparateOptions(_message.Message):
     normalize: bool
     model: str
     overlap: float
-    def __init__(self, stems: _Optional[int] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., bit_depth: _Optional[_Union[BitDepth, str]] = ..., sample_rate_hz: _Optional[int] = ..., normalize: _Optional[bool] = ..., model: _Optional[str] = ..., overlap: _Optional[float] = ...) -> None: ...
+    mp3_bitrate: str
+    def __init__(self, stems: _Optional[int] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., bit_depth: _Optional[_Union[BitDepth, str]] = ..., sample_rate_hz: _Optional[int] = ..., normalize: _Optional[bool] = ..., model: _Optional[str] = ..., overlap: _Optional[float] = ..., mp3_bitrate: _Optional[str] = ...) -> None: ...
 
 class SeparateRequest(_message.Message):
     __slots__ = ("options", "audio_chunk")
