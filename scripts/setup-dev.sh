@@ -16,7 +16,7 @@ if [ -n "$packages" ] && command -v apt-get >/dev/null; then
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,server,train,export,triton]"
+.venv/bin/python -m pip install --quiet -e ".[dev,server,train,export,triton,jobs]"
 # installs pip cannot express (packages taken without their dependency pins), one script per part
 for script in export/requirements-install.sh server/triton/requirements-install.sh; do
     bash "$script" .venv/bin/python

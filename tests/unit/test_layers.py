@@ -19,8 +19,9 @@ ALLOWED = {
     "pipeline": {"core", "client", "preprocess", "backends"},
     "export": {"core", "backends"},
     "server": {"core", "client", "preprocess", "backends", "pipeline"},
+    "jobs": {"core", "client", "preprocess", "backends", "pipeline", "server"},
     "train": {"core", "preprocess", "backends", "export"},
-    "stemserve": {"core", "client", "preprocess", "backends", "pipeline", "server", "export", "train"},
+    "stemserve": {"core", "client", "preprocess", "backends", "pipeline", "server", "export", "train", "jobs"},
 }
 SUBPACKAGES = set(ALLOWED) - {"stemserve"}
 
