@@ -19,7 +19,7 @@ from stemserve.core.presets import resolve
 from stemserve.pipeline.options import SeparationOptions
 from stemserve.pipeline.stem_sink import StemSink
 from stemserve.preprocess.chunk import StreamedSignal, WindowPlan, separate_windows
-from stemserve.preprocess.decode import AudioInfo, AudioReader, DecodeLimits
+from stemserve.preprocess.decode import AudioInfo, AudioReader, DecodeLimits, stream_warnings
 from stemserve.preprocess.ingest import model_rate_blocks, scan
 from stemserve.preprocess.normalize import clipping_warnings, normalization_gain
 
@@ -44,6 +44,7 @@ def separate(
     with AudioReader(source, limits) as reader:  # first pass: validate, measure
         input_peak, warnings = scan(reader.blocks())
         info = reader.info
+    warnings += stream_warnings(source, info)
     gain = normalization_gain(input_peak) if options.normalize else 1.0
     overlap = spec.default_overlap if options.overlap is None else options.overlap
     nb_samples = round(info.nb_frames * spec.sample_rate_hz / info.sample_rate_hz)

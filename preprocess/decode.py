@@ -19,6 +19,7 @@ from typing import Self
 import numpy as np
 import soundfile as sf
 from stemserve.core.errors import InvalidAudioError
+from stemserve.preprocess.mp3_frames import walk
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,23 @@ class AudioReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stream_warnings(source: bytes | Path, info: AudioInfo) -> list[str]:
+    """What the decoder passes over in silence: an mp3 cut inside its last frame (one
+    without a Xing/LAME frame count states no length to check the decode against)."""
+    if info.format != "MP3":
+        return []
+    with io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb") as stream:
+        frames = walk(stream, info.nb_bytes)
+    if not frames.cut_mid_frame:
+        return []
+    message = (
+        f"input is cut short: the mp3 stream ends inside a frame at byte {frames.nb_bytes} "
+        f"(its last whole frame ends at byte {frames.end_of_frames}); stems cover the "
+        f"{info.duration_s:.3f} s that were decoded"
+    )
+    return [message]
 
 
 def decode(source: bytes | Path, limits: DecodeLimits = DecodeLimits()) -> tuple[np.ndarray, AudioInfo]:
