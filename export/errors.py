@@ -25,3 +25,7 @@ class ExportError(StemserveError):
 
 class TensorRTUnavailableError(ExportError):
     """A TensorRT engine was asked for where the tensorrt package is not installed."""
+
+
+class DownloadError(StemserveError):
+    """A model file could not be fetched (HTTP error, unreachable host, interrupted transfer)."""
