@@ -28,7 +28,7 @@ from stemserve.client.wire import BIT_DEPTH_TO_WIRE, DEVICE_FROM_WIRE, FORMAT_TO
 
 UPLOAD_CHUNK_BYTES = 1 << 20
 EXTENSIONS = {"wav": "wav", "flac": "flac", "mp3": "mp3"}
-OPTION_NAMES = ("stems", "format", "bit_depth", "sample_rate_hz", "normalize", "model", "overlap", "mp3_bitrate")
+OPTION_NAMES = ("stems", "format", "bit_depth", "sample_rate_hz", "normalize", "model", "overlap", "mp3_bitrate", "two_stems")
 Source = bytes | str | os.PathLike
 
 

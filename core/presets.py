@@ -54,9 +54,24 @@ def residual(mix: np.ndarray, stems: Iterable[np.ndarray]) -> np.ndarray:
     return rest
 
 
-def resolve(nb_stems: int, model_stems: tuple[str, ...], model_name: str = "") -> Preset:
+def stem_names(nb_stems: int, two_stems: str | None = None) -> tuple[str, ...]:
+    """The output stems of a request, in order, before any model is known."""
+    if two_stems is not None:
+        return (two_stems, "instrumental" if two_stems == "vocals" else f"no_{two_stems}")
+    return PRESETS[nb_stems]
+
+
+def resolve(nb_stems: int, model_stems: tuple[str, ...], model_name: str = "", two_stems: str | None = None
+            ) -> Preset:
     """The preset for ``nb_stems`` on a model with ``model_stems``; InvalidOptionError when
-    the model cannot serve it."""
+    the model cannot serve it. ``two_stems``: one stem of the model and the rest
+    (``no_<stem>``; for vocals the usual vocals + instrumental)."""
+    if two_stems is not None:
+        if two_stems not in model_stems:
+            raise InvalidOptionError(
+                f"two_stems must be a stem of model {model_name!r}, one of {list(model_stems)}; got {two_stems!r}"
+            )
+        return Preset(stem_names(2, two_stems), (model_stems.index(two_stems),))
     if nb_stems not in PRESETS:
         raise InvalidOptionError(f"stems must be one of {sorted(PRESETS)}, not {nb_stems}")
     names = PRESETS[nb_stems]

@@ -22,8 +22,13 @@ class SeparationOptions:
     model: str = DEFAULT_MODEL
     overlap: float | None = None  # None: the model's default overlap
     mp3_bitrate: str = "320"  # kbps (constant bitrate) or v0-v9 (variable); mp3 only
+    two_stems: str | None = None  # one stem of the model and the rest (stems must be 2); None: the preset's
 
     def __post_init__(self) -> None:
+        if self.two_stems is not None and (self.stems != 2 or not self.two_stems.isidentifier()):
+            raise InvalidOptionError(
+                f"two_stems needs stems=2 and a stem name, got stems={self.stems} and two_stems={self.two_stems!r}"
+            )
         if self.stems not in PRESETS:
             raise InvalidOptionError(f"stems must be one of {sorted(PRESETS)}, not {self.stems}")
         if self.format not in FORMATS:
@@ -56,5 +61,5 @@ class SeparationOptions:
         return (
             f"stems={self.stems};format={self.format};bit_depth={self.bit_depth};"
             f"rate={self.sample_rate_hz};normalize={self.normalize};overlap={self.overlap};"
-            f"mp3_bitrate={self.mp3_bitrate if self.format == 'mp3' else ''}"
+            f"mp3_bitrate={self.mp3_bitrate if self.format == 'mp3' else ''};two_stems={self.two_stems}"
         )

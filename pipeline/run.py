@@ -40,7 +40,7 @@ def separate(
 ) -> SeparationRecord:
     started = time.perf_counter()
     spec = backend.spec
-    preset = resolve(options.stems, spec.stems, spec.name)
+    preset = resolve(options.stems, spec.stems, spec.name, options.two_stems)
     with AudioReader(source, limits) as reader:  # first pass: validate, measure
         input_peak, warnings = scan(reader.blocks())
         info = reader.info

@@ -8,4 +8,4 @@ python3 -m venv .venv
 mkdir -p out
 .venv/bin/python -m stemserve.example out/example.wav --seconds 30
 .venv/bin/stemserve separate out/example.wav -o out/stems --stems 5
-ls -l out/stems
+ls -l out/stems/example

@@ -40,6 +40,7 @@ def options_from_proto(rpc: str, message: pb.SeparateOptions, default_model: str
         # float32 on the wire: 0.3 arrives as 0.30000001...; six digits restore what was sent
         overlap=round(message.overlap, 6) if message.HasField("overlap") else None,
         **({"mp3_bitrate": message.mp3_bitrate} if message.mp3_bitrate else {}),
+        two_stems=message.two_stems or None,
     )
 
 

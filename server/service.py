@@ -107,7 +107,7 @@ class SeparationService(pb_grpc.SeparationServicer):
             raise InvalidOptionError(f"the first message must hold options, got {got}")
         options = options_from_proto(rpc, first.options, self.default_model)
         backend = self.pool.get(options.model)
-        preset = resolve(options.stems, backend.spec.stems, backend.spec.name)  # before the upload
+        preset = resolve(options.stems, backend.spec.stems, backend.spec.name, options.two_stems)  # before the upload
         work = self.cache.new_work_dir()
         try:
             upload, digest = await self._receive(requests, work / "upload")

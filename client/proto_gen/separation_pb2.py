@@ -26,41 +26,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstemserve/v1/separation.proto\x12\x0cstemserve.v1\"\xfa\x01\n\x0fSeparateOptions\x12\r\n\x05stems\x18\x01 \x01(\r\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.stemserve.v1.AudioFormat\x12)\n\tbit_depth\x18\x03 \x01(\x0e\x32\x16.stemserve.v1.BitDepth\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\r\x12\x16\n\tnormalize\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\r\n\x05model\x18\x06 \x01(\t\x12\x14\n\x07overlap\x18\x07 \x01(\x02H\x01\x88\x01\x01\x12\x13\n\x0bmp3_bitrate\x18\x08 \x01(\tB\x0c\n\n_normalizeB\n\n\x08_overlap\"e\n\x0fSeparateRequest\x12\x30\n\x07options\x18\x01 \x01(\x0b\x32\x1d.stemserve.v1.SeparateOptionsH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"7\n\x08Progress\x12\x14\n\x0cwindows_done\x18\x01 \x01(\r\x12\x15\n\rwindows_total\x18\x02 \x01(\r\"7\n\tStemChunk\x12\x0c\n\x04stem\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\"e\n\x08StemInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\r\x12\x11\n\tnb_frames\x18\x03 \x01(\x04\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x10\n\x08nb_bytes\x18\x05 \x01(\x04\"y\n\tInputInfo\x12\x12\n\nduration_s\x18\x01 \x01(\x01\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x0f\n\x07subtype\x18\x05 \x01(\t\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\"\x87\x02\n\x10SeparationResult\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x17\n\x0fruntime_seconds\x18\x03 \x01(\x01\x12$\n\x06\x64\x65vice\x18\x04 \x01(\x0e\x32\x14.stemserve.v1.Device\x12\x15\n\raudio_seconds\x18\x05 \x01(\x01\x12\x11\n\tcache_hit\x18\x06 \x01(\x08\x12\x10\n\x08warnings\x18\x07 \x03(\t\x12%\n\x05stems\x18\x08 \x03(\x0b\x32\x16.stemserve.v1.StemInfo\x12&\n\x05input\x18\t \x01(\x0b\x32\x17.stemserve.v1.InputInfo\"\xaa\x01\n\x10SeparateResponse\x12*\n\x08progress\x18\x01 \x01(\x0b\x32\x16.stemserve.v1.ProgressH\x00\x12-\n\nstem_chunk\x18\x02 \x01(\x0b\x32\x17.stemserve.v1.StemChunkH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.stemserve.v1.SeparationResultH\x00\x42\t\n\x07payload\"\x13\n\x11ListModelsRequest\"\xce\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05stems\x18\x02 \x03(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\r\x12\x17\n\x0fsegment_samples\x18\x05 \x01(\r\x12\x14\n\x0c\x61rchitecture\x18\x06 \x01(\t\x12\x0f\n\x07license\x18\x07 \x01(\t\x12\x0f\n\x07presets\x18\x08 \x03(\r\x12$\n\x06\x64\x65vice\x18\t \x01(\x0e\x32\x14.stemserve.v1.Device\"T\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.stemserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t*n\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIO_FORMAT_WAV\x10\x01\x12\x15\n\x11\x41UDIO_FORMAT_FLAC\x10\x02\x12\x14\n\x10\x41UDIO_FORMAT_MP3\x10\x03*^\n\x08\x42itDepth\x12\x19\n\x15\x42IT_DEPTH_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x42IT_DEPTH_16\x10\x01\x12\x10\n\x0c\x42IT_DEPTH_24\x10\x02\x12\x13\n\x0f\x42IT_DEPTH_FLOAT\x10\x03*@\n\x06\x44\x65vice\x12\x16\n\x12\x44\x45VICE_UNSPECIFIED\x10\x00\x12\x0e\n\nDEVICE_CPU\x10\x01\x12\x0e\n\nDEVICE_GPU\x10\x02\x32\x81\x02\n\nSeparation\x12Q\n\x0cRemoveVocals\x12\x1d.stemserve.v1.SeparateRequest\x1a\x1e.stemserve.v1.SeparateResponse(\x01\x30\x01\x12O\n\nSplitStems\x12\x1d.stemserve.v1.SeparateRequest\x1a\x1e.stemserve.v1.SeparateResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.stemserve.v1.ListModelsRequest\x1a .stemserve.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstemserve/v1/separation.proto\x12\x0cstemserve.v1\"\x8d\x02\n\x0fSeparateOptions\x12\r\n\x05stems\x18\x01 \x01(\r\x12)\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x19.stemserve.v1.AudioFormat\x12)\n\tbit_depth\x18\x03 \x01(\x0e\x32\x16.stemserve.v1.BitDepth\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\r\x12\x16\n\tnormalize\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\r\n\x05model\x18\x06 \x01(\t\x12\x14\n\x07overlap\x18\x07 \x01(\x02H\x01\x88\x01\x01\x12\x13\n\x0bmp3_bitrate\x18\x08 \x01(\t\x12\x11\n\ttwo_stems\x18\t \x01(\tB\x0c\n\n_normalizeB\n\n\x08_overlap\"e\n\x0fSeparateRequest\x12\x30\n\x07options\x18\x01 \x01(\x0b\x32\x1d.stemserve.v1.SeparateOptionsH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"7\n\x08Progress\x12\x14\n\x0cwindows_done\x18\x01 \x01(\r\x12\x15\n\rwindows_total\x18\x02 \x01(\r\"7\n\tStemChunk\x12\x0c\n\x04stem\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\"e\n\x08StemInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\r\x12\x11\n\tnb_frames\x18\x03 \x01(\x04\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x10\n\x08nb_bytes\x18\x05 \x01(\x04\"y\n\tInputInfo\x12\x12\n\nduration_s\x18\x01 \x01(\x01\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x0f\n\x07subtype\x18\x05 \x01(\t\x12\r\n\x05\x62ytes\x18\x06 \x01(\x04\"\x87\x02\n\x10SeparationResult\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x17\n\x0fruntime_seconds\x18\x03 \x01(\x01\x12$\n\x06\x64\x65vice\x18\x04 \x01(\x0e\x32\x14.stemserve.v1.Device\x12\x15\n\raudio_seconds\x18\x05 \x01(\x01\x12\x11\n\tcache_hit\x18\x06 \x01(\x08\x12\x10\n\x08warnings\x18\x07 \x03(\t\x12%\n\x05stems\x18\x08 \x03(\x0b\x32\x16.stemserve.v1.StemInfo\x12&\n\x05input\x18\t \x01(\x0b\x32\x17.stemserve.v1.InputInfo\"\xaa\x01\n\x10SeparateResponse\x12*\n\x08progress\x18\x01 \x01(\x0b\x32\x16.stemserve.v1.ProgressH\x00\x12-\n\nstem_chunk\x18\x02 \x01(\x0b\x32\x17.stemserve.v1.StemChunkH\x00\x12\x30\n\x06result\x18\x03 \x01(\x0b\x32\x1e.stemserve.v1.SeparationResultH\x00\x42\t\n\x07payload\"\x13\n\x11ListModelsRequest\"\xce\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05stems\x18\x02 \x03(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\r\x12\x17\n\x0fsegment_samples\x18\x05 \x01(\r\x12\x14\n\x0c\x61rchitecture\x18\x06 \x01(\t\x12\x0f\n\x07license\x18\x07 \x01(\t\x12\x0f\n\x07presets\x18\x08 \x03(\r\x12$\n\x06\x64\x65vice\x18\t \x01(\x0e\x32\x14.stemserve.v1.Device\"T\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.stemserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t*n\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIO_FORMAT_WAV\x10\x01\x12\x15\n\x11\x41UDIO_FORMAT_FLAC\x10\x02\x12\x14\n\x10\x41UDIO_FORMAT_MP3\x10\x03*^\n\x08\x42itDepth\x12\x19\n\x15\x42IT_DEPTH_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x42IT_DEPTH_16\x10\x01\x12\x10\n\x0c\x42IT_DEPTH_24\x10\x02\x12\x13\n\x0f\x42IT_DEPTH_FLOAT\x10\x03*@\n\x06\x44\x65vice\x12\x16\n\x12\x44\x45VICE_UNSPECIFIED\x10\x00\x12\x0e\n\nDEVICE_CPU\x10\x01\x12\x0e\n\nDEVICE_GPU\x10\x02\x32\x81\x02\n\nSeparation\x12Q\n\x0cRemoveVocals\x12\x1d.stemserve.v1.SeparateRequest\x1a\x1e.stemserve.v1.SeparateResponse(\x01\x30\x01\x12O\n\nSplitStems\x12\x1d.stemserve.v1.SeparateRequest\x1a\x1e.stemserve.v1.SeparateResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.stemserve.v1.ListModelsRequest\x1a .stemserve.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stemserve.v1.separation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOFORMAT']._serialized_start=1498
-  _globals['_AUDIOFORMAT']._serialized_end=1608
-  _globals['_BITDEPTH']._serialized_start=1610
-  _globals['_BITDEPTH']._serialized_end=1704
-  _globals['_DEVICE']._serialized_start=1706
-  _globals['_DEVICE']._serialized_end=1770
+  _globals['_AUDIOFORMAT']._serialized_start=1517
+  _globals['_AUDIOFORMAT']._serialized_end=1627
+  _globals['_BITDEPTH']._serialized_start=1629
+  _globals['_BITDEPTH']._serialized_end=1723
+  _globals['_DEVICE']._serialized_start=1725
+  _globals['_DEVICE']._serialized_end=1789
   _globals['_SEPARATEOPTIONS']._serialized_start=48
-  _globals['_SEPARATEOPTIONS']._serialized_end=298
-  _globals['_SEPARATEREQUEST']._serialized_start=300
-  _globals['_SEPARATEREQUEST']._serialized_end=401
-  _globals['_PROGRESS']._serialized_start=403
-  _globals['_PROGRESS']._serialized_end=458
-  _globals['_STEMCHUNK']._serialized_start=460
-  _globals['_STEMCHUNK']._serialized_end=515
-  _globals['_STEMINFO']._serialized_start=517
-  _globals['_STEMINFO']._serialized_end=618
-  _globals['_INPUTINFO']._serialized_start=620
-  _globals['_INPUTINFO']._serialized_end=741
-  _globals['_SEPARATIONRESULT']._serialized_start=744
-  _globals['_SEPARATIONRESULT']._serialized_end=1007
-  _globals['_SEPARATERESPONSE']._serialized_start=1010
-  _globals['_SEPARATERESPONSE']._serialized_end=1180
-  _globals['_LISTMODELSREQUEST']._serialized_start=1182
-  _globals['_LISTMODELSREQUEST']._serialized_end=1201
-  _globals['_MODELINFO']._serialized_start=1204
-  _globals['_MODELINFO']._serialized_end=1410
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1412
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1496
-  _globals['_SEPARATION']._serialized_start=1773
-  _globals['_SEPARATION']._serialized_end=2030
+  _globals['_SEPARATEOPTIONS']._serialized_end=317
+  _globals['_SEPARATEREQUEST']._serialized_start=319
+  _globals['_SEPARATEREQUEST']._serialized_end=420
+  _globals['_PROGRESS']._serialized_start=422
+  _globals['_PROGRESS']._serialized_end=477
+  _globals['_STEMCHUNK']._serialized_start=479
+  _globals['_STEMCHUNK']._serialized_end=534
+  _globals['_STEMINFO']._serialized_start=536
+  _globals['_STEMINFO']._serialized_end=637
+  _globals['_INPUTINFO']._serialized_start=639
+  _globals['_INPUTINFO']._serialized_end=760
+  _globals['_SEPARATIONRESULT']._serialized_start=763
+  _globals['_SEPARATIONRESULT']._serialized_end=1026
+  _globals['_SEPARATERESPONSE']._serialized_start=1029
+  _globals['_SEPARATERESPONSE']._serialized_end=1199
+  _globals['_LISTMODELSREQUEST']._serialized_start=1201
+  _globals['_LISTMODELSREQUEST']._serialized_end=1220
+  _globals['_MODELINFO']._serialized_start=1223
+  _globals['_MODELINFO']._serialized_end=1429
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1431
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1515
+  _globals['_SEPARATION']._serialized_start=1792
+  _globals['_SEPARATION']._serialized_end=2049
 # @@protoc_insertion_point(module_scope)

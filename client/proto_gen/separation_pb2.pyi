@@ -41,7 +41,7 @@ DEVICE_CPU: Device
 DEVICE_GPU: Device
 
 class SeparateOptions(_message.Message):
-    __slots__ = ("stems", "format", "bit_depth", "sample_rate_hz", "normalize", "model", "overlap", "mp3_bitrate")
+    __slots__ = ("stems", "format", "bit_depth", "sample_rate_hz", "normalize", "model", "overlap", "mp3_bitrate", "two_stems")
     STEMS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     BIT_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class SeparateOptions(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_FIELD_NUMBER: _ClassVar[int]
     MP3_BITRATE_FIELD_NUMBER: _ClassVar[int]
+    TWO_STEMS_FIELD_NUMBER: _ClassVar[int]
     stems: int
     format: AudioFormat
     bit_depth: BitDepth
@@ -58,7 +59,8 @@ class SeparateOptions(_message.Message):
     model: str
     overlap: float
     mp3_bitrate: str
-    def __init__(self, stems: _Optional[int] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., bit_depth: _Optional[_Union[BitDepth, str]] = ..., sample_rate_hz: _Optional[int] = ..., normalize: _Optional[bool] = ..., model: _Optional[str] = ..., overlap: _Optional[float] = ..., mp3_bitrate: _Optional[str] = ...) -> None: ...
+    two_stems: str
+    def __init__(self, stems: _Optional[int] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., bit_depth: _Optional[_Union[BitDepth, str]] = ..., sample_rate_hz: _Optional[int] = ..., normalize: _Optional[bool] = ..., model: _Optional[str] = ..., overlap: _Optional[float] = ..., mp3_bitrate: _Optional[str] = ..., two_stems: _Optional[str] = ...) -> None: ...
 
 class SeparateRequest(_message.Message):
     __slots__ = ("options", "audio_chunk")

@@ -80,7 +80,7 @@ def test_the_wheel_in_a_fresh_venv_separates_from_any_folder(wheels, tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["model_name"] == "stemserve-small" and list(summary["stems"]) == ["vocals", "instrumental"]
-    vocals, rate = sf.read(elsewhere / "stems" / "vocals.wav")
+    vocals, rate = sf.read(elsewhere / "stems" / "song" / "vocals.wav")
     assert rate == 44_100 and len(vocals) == 44_100 and np.abs(vocals).max() > 0
     listed = subprocess.run(check=False, args=[stemserve, "models"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert [m["name"] for m in json.loads(listed.stdout)] == ["stemserve-small"]

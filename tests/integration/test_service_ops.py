@@ -200,13 +200,13 @@ def test_cli_server_mode_takes_its_key_and_ca_from_the_environment(tmp_path, sta
     args = ["separate", str(song), "-o", str(tmp_path / "out"), "--server", f"127.0.0.1:{server.port}",
             "--model", "split5", "--stems", "2", "--no-progress"]
     monkeypatch.setenv("STEMSERVE_SERVER_CA", str(cert))
-    assert main(args) == 2
+    assert main(args) == 5  # a server or backend failure
     assert "server answered UNAUTHENTICATED" in capsys.readouterr().err
     monkeypatch.setenv("STEMSERVE_API_KEY", KEYS["bob"])
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert sorted(summary["stems"]) == ["instrumental", "vocals"]
-    assert (tmp_path / "out" / "vocals.wav").is_file()
+    assert summary["cache_hit"] is False and (tmp_path / "out" / "song" / "vocals.wav").is_file()
 
 
 def test_a_port_in_use_is_a_clear_error_not_a_shared_port(tmp_path, start_server, repo):

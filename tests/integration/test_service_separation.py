@@ -83,9 +83,9 @@ def test_cli_server_mode_writes_the_same_files_and_summary(tmp_path, start_serve
     assert main([*remote_args, *common]) == 0
     remote = json.loads(capsys.readouterr().out)
     assert comparable(remote) == comparable(local)
-    assert remote["stems"]["vocals"]["path"] == str(tmp_path / "remote" / "vocals.wav")
+    assert remote["stems"]["vocals"]["path"] == str(tmp_path / "remote" / "song" / "vocals.wav")
     for name in ("vocals", "instrumental"):
-        assert (tmp_path / "remote" / f"{name}.wav").read_bytes() == (tmp_path / "local" / f"{name}.wav").read_bytes()
+        assert (tmp_path / "remote" / "song" / f"{name}.wav").read_bytes() == (tmp_path / "local" / "song" / f"{name}.wav").read_bytes()
 
 
 def test_list_models_describes_the_loaded_models(start_server):

@@ -38,7 +38,7 @@ def test_separate_end_to_end_on_a_generated_clip(tmp_path, repo, capsys):
     assert sorted(summary["stems"]) == ["bass", "drums", "other", "piano", "vocals"]
     total = 0
     for name, gain in (("vocals", 0.4), ("drums", 0.25), ("bass", 0.15), ("piano", 0.1), ("other", 0.1)):
-        audio, rate = sf.read(tmp_path / "out" / f"{name}.flac", dtype="float32")
+        audio, rate = sf.read(tmp_path / "out" / "clip" / f"{name}.flac", dtype="float32")
         assert rate == 48_000 and len(audio) == 3 * 48_000 == summary["stems"][name]["nb_frames"]
         total = total + audio
         ratio = np.sqrt(np.mean(audio**2)) / np.sqrt(np.mean(mix**2))
@@ -49,7 +49,7 @@ def test_separate_end_to_end_on_a_generated_clip(tmp_path, repo, capsys):
 def test_errors_go_to_stderr_with_exit_code_2(tmp_path, repo, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"garbage" * 100)
-    assert main(["--model-repository", str(repo), "separate", str(bad), "--model", "split5"]) == 2
+    assert main(["--model-repository", str(repo), "separate", str(bad), "--model", "split5"]) == 3  # bad input
     assert "could not be parsed as audio" in capsys.readouterr().err
     assert main(["--model-repository", str(repo), "separate", str(bad), "--model", "nope"]) == 2
     assert "model must be one of" in capsys.readouterr().err

@@ -72,7 +72,7 @@ def test_the_command_line_takes_the_bitrate(tmp_path, repo, capsys):
                  "--model", "split5", "--stems", "2", "--format", "mp3", "--mp3-bitrate", "128", "--no-progress"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert abs(encoded_kbps(tmp_path / "out" / "vocals.mp3", 6.0) - 128) < 6
+    assert abs(encoded_kbps(tmp_path / "out" / "song" / "vocals.mp3", 6.0) - 128) < 6
     assert summary["stems"]["vocals"]["nb_frames"] == 6 * RATE
     assert main(["--model-repository", str(repo), "separate", str(tmp_path / "song.wav"), "--format", "mp3",
                  "--bit-depth", "24", "--model", "split5"]) == 2

@@ -37,6 +37,7 @@ def test_every_field_is_translated():
 @pytest.mark.parametrize("options", [
     SeparationOptions(stems=2, format="mp3", model="a"),
     SeparationOptions(stems=4, format="mp3", model="a", mp3_bitrate="v2"),
+    SeparationOptions(stems=2, model="a", two_stems="drums"),
     SeparationOptions(stems=4, format="wav", bit_depth="float", sample_rate_hz=44_100, normalize=False, model="b"),
     SeparationOptions(stems=5, format="flac", bit_depth="24", overlap=0.45, model="c"),
 ])
