@@ -77,3 +77,30 @@ def test_the_command_line_takes_the_bitrate(tmp_path, repo, capsys):
     assert main(["--model-repository", str(repo), "separate", str(tmp_path / "song.wav"), "--format", "mp3",
                  "--bit-depth", "24", "--model", "split5"]) == 2
     assert "bit_depth for mp3 must be one of ['16'], not '24'" in capsys.readouterr().err
+
+
+def test_mp3_input_decodes_as_ffmpeg_decodes_it():
+    """Same length (the encoder's delay and padding dropped as the LAME header says) and the
+    same samples as FFmpeg's decoder (PyAV), to float rounding."""
+    import io
+
+    import av
+
+    from stemserve.preprocess.decode import decode
+
+    buffer = io.BytesIO()
+    sf.write(buffer, tone_mix(5 * RATE + 321), RATE, format="MP3")
+    ours, info = decode(buffer.getvalue())
+    with av.open(io.BytesIO(buffer.getvalue())) as container:
+        frames = [f.to_ndarray() for f in container.decode(audio=0)]
+    reference = np.concatenate([f if f.shape[0] == 2 else f.reshape(-1, 2).T for f in frames], axis=1).T
+    assert ours.shape == reference.shape == (5 * RATE + 321, 2) and info.nb_frames == 5 * RATE + 321
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_version(capsys):
+    from stemserve import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"stemserve {__version__}"
