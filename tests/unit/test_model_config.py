@@ -64,3 +64,28 @@ def test_unknown_model_lists_the_available_ones(repo):
         ModelNotFoundError, match=r"model must be one of \['half5', 'identity5', 'split4', 'split5'\], not 'nope'"
     ):
         load_model(repo, "nope")
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda text: text.replace('"44100"', '"44.1k"'), "bad numeric parameter"),
+    (lambda text: text.replace('"0.25"', '"0.9"'), "default_overlap must be within 0.25-0.5"),
+    (lambda text: text + 'parameters { key: "onnxruntime_session_config" value: { string_value: "nonsense" } }\n',
+     "onnxruntime_session_config must be key=value"),
+])
+def test_a_bad_config_value_is_a_model_config_error_never_a_bare_one(repo, edit, fragment):
+    """Whatever is wrong in a model's folder surfaces as ModelConfigError (a StemserveError,
+    so the service answers with its status), never as a ValueError or onnxruntime's own."""
+    from stemserve.backends.local import LocalBackend
+
+    config = repo / "split5" / "config.pbtxt"
+    config.write_text(edit(config.read_text()))
+    with pytest.raises(ModelConfigError, match=fragment):
+        LocalBackend(load_model(repo, "split5"))
+
+
+def test_a_corrupt_model_file_is_a_model_config_error(repo):
+    from stemserve.backends.local import LocalBackend
+
+    (repo / "split5" / "1" / "model.onnx").write_bytes(b"not a graph" * 100)
+    with pytest.raises(ModelConfigError, match="ONNX Runtime cannot load .*model.onnx"):
+        LocalBackend(load_model(repo, "split5"))
