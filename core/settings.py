@@ -13,14 +13,17 @@ from stemserve.core.errors import InvalidOptionError
 ENV_PREFIX = "STEMSERVE_"
 # the default model ships with the package: model_repository/ in a checkout, stemserve/model_repository in a wheel
 BUNDLED_REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+# where ``stemserve models pull`` installs published models, searched before the bundled one
+USER_REPOSITORY = Path.home() / ".local" / "share" / "stemserve" / "models"
+DEFAULT_REPOSITORIES = (USER_REPOSITORY, BUNDLED_REPOSITORY)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     # where models are looked up, in order: STEMSERVE_MODEL_REPOSITORY / --model-repository are folders
-    # separated by os.pathsep, an empty entry standing for the bundled repository ("DIR:" adds DIR first,
-    # "DIR" replaces the bundled one)
-    model_repository: tuple[Path, ...] = (BUNDLED_REPOSITORY,)
+    # separated by os.pathsep, an empty entry standing for the default ones ("DIR:" adds DIR first,
+    # "DIR" replaces them)
+    model_repository: tuple[Path, ...] = DEFAULT_REPOSITORIES
     max_upload_bytes: int = 2 * 1024**3  # 3 hours of 16-bit stereo wav at 44.1 kHz fit
     max_duration_s: float = 3 * 3600.0
     intra_op_threads: int = 0  # 0: onnxruntime picks (all cores)
@@ -98,7 +101,7 @@ def repositories(value: object) -> tuple[Path, ...]:
     if isinstance(value, Path):
         return (value,)
     entries = str(value).split(os.pathsep)
-    return tuple(Path(entry) if entry else BUNDLED_REPOSITORY for entry in entries)
+    return tuple(path for entry in entries for path in ((Path(entry),) if entry else DEFAULT_REPOSITORIES))
 
 
 _TYPES = {"Path": Path, "Path | None": Path, "int": int, "float": float, "str": str,

@@ -94,8 +94,14 @@ def get_parser() -> argparse.ArgumentParser:
     sep.add_argument("--timeout", type=float, metavar="SECONDS", help="with --server: the deadline of each song")
     sep.add_argument("--no-progress", action="store_true", help="no progress on stderr")
 
-    models = commands.add_parser("models", formatter_class=HELP, help="list the models of the repository")
+    models = commands.add_parser("models", formatter_class=HELP,
+                                 help="list the installed models; available and pull: published ones")
     _common(models, top=False)
+    kinds = models.add_subparsers(dest="models_command")
+    kinds.add_parser("list", formatter_class=HELP, help="the models of the repositories (the default)")
+    from stemserve.export.cli import add_models_commands  # light: the catalogue, no torch
+
+    add_models_commands(kinds)
 
     serve = commands.add_parser("serve", help="run the gRPC service (the server extra)")  # defaults: settings
     _common(serve, top=False)
@@ -206,6 +212,10 @@ def _run(args: argparse.Namespace) -> int:
         return run_command(settings.model_repository, args.build_dir, **ports)
     if args.command == "separate":
         return _separate(args, settings)
+    if args.models_command in ("available", "pull"):
+        from stemserve.export.cli import run_models_command
+
+        return run_models_command(args, settings)
     return _models(settings)
 
 
