@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,34 @@ def random_checkpoint(arch: Architecture, folder: Path, seed: int = 0) -> Path:
     if arch.nb_models != 1:
         raise ValueError(f"random_checkpoint covers single models, not the bag {arch.name}")
     return write_demucs_package(random_htdemucs(arch, seed), folder, "00000000", half=True)
+
+
+class _SpectrogramNet(nn.Module):
+    """A small conv net over an MDX-Net spectrogram, ``[batch, 4, dim_f, dim_t]`` both ways:
+    the published files' input and output shape, not their architecture."""
+
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.inner = nn.Conv2d(4, hidden, 3, padding=1)
+        self.outer = nn.Conv2d(hidden, 4, 3, padding=1)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        # a mask-like change of the mixture's spectrogram, channels mixed (re / im, left / right)
+        return spec * torch.sigmoid(self.outer(torch.tanh(self.inner(spec))))
+
+
+def write_mdx_onnx(path: Path, dim_f: int, dim_t: int, *, seed: int = 0, opset: int = 17,
+                   fixed_batch: bool = False) -> Path:
+    """A random ONNX file shaped as a published UVR MDX-Net model: input ``input``
+    ``[batch, 4, dim_f, dim_t]`` -> output ``output`` of the same shape (batch 1 only with
+    ``fixed_batch``, as some exports are)."""
+    torch.manual_seed(seed)
+    net = _SpectrogramNet().eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dynamic = None if fixed_batch else {"input": {0: "batch_size"}, "output": {0: "batch_size"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(net, (torch.zeros(1, 4, dim_f, dim_t),), str(path), input_names=["input"],
+                          output_names=["output"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+    return path

@@ -39,7 +39,7 @@ class Architecture:
     """One exportable architecture."""
 
     name: str
-    family: Literal["demucs", "umx"]
+    family: Literal["demucs", "umx", "mdx", "roformer"]
     stems: tuple[str, ...]
     sample_rate_hz: int
     license: str
@@ -49,8 +49,8 @@ class Architecture:
     umx_nb_frames: int = 0  # umx: STFT frames per exported window
 
     def __post_init__(self) -> None:
-        if self.family not in ("demucs", "umx"):
-            raise ValueError(f"family must be demucs or umx, not {self.family!r}")
+        if self.family not in ("demucs", "umx", "mdx", "roformer"):
+            raise ValueError(f"family must be demucs, umx, mdx or roformer, not {self.family!r}")
         if self.nb_models < 1:
             raise ValueError(f"nb_models must be >= 1, got {self.nb_models}")
         if self.family == "umx" and self.umx_nb_frames < 2:

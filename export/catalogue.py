@@ -221,6 +221,66 @@ CATALOGUE: dict[str, CatalogueEntry] = {
 }
 
 
+_UVR_LICENSE = "none published for the weights (TRvlvr/model_repo has no licence file)"
+_UVR_SETTINGS_SOURCE = (
+    "settings: TRvlvr/application_data mdx_model_data/model_data_new.json under the key {key}; "
+    "the file name <-> key mapping is third-party: {mapping}"
+)
+
+CATALOGUE.update(
+    {
+        entry.name: entry
+        for entry in (
+            CatalogueEntry(
+                name="uvr_mdx_voc_ft",
+                architecture="mdx_net",
+                stems=("vocals", "instrumental"),
+                files=(_uvr_file("UVR-MDX-NET-Voc_FT.onnx", "77d07b2667ddf05b9e3175941b4454a0"),),
+                layout="mdx_onnx",
+                license=_UVR_LICENSE,
+                quality="median SDR vocals 10.15, instrumental 15.43 dB (python-audio-separator's own test set, "
+                "about 40 tracks)",
+                quality_source="python-audio-separator audio_separator/models-scores.json",
+                sources=UVR_SOURCE + "; "
+                + _UVR_SETTINGS_SOURCE.format(
+                    key="77d07b2667ddf05b9e3175941b4454a0",
+                    mapping="docs/deton24-audio-separation-info-2026-03-15.md vendored in python-audio-separator",
+                ),
+                notes="UVR-MDX-NET Voc FT (download_checks.json); primary stem vocals, instrumental = mix - "
+                "1.021 * vocals",
+                settings={"n_fft": 7680, "dim_f": 3072, "dim_t": 256, "compensate": 1.021, "primary_stem": "vocals"},
+            ),
+            CatalogueEntry(
+                name="uvr_mdx_inst_hq_3",
+                architecture="mdx_net",
+                stems=("vocals", "instrumental"),
+                files=(_uvr_file("UVR-MDX-NET-Inst_HQ_3.onnx", "55657dd70583b0fedfba5f67df11d711"),),
+                layout="mdx_onnx",
+                license=_UVR_LICENSE,
+                quality="median SDR vocals 8.81, instrumental 15.42 dB (python-audio-separator's own test set, "
+                "about 40 tracks)",
+                quality_source="python-audio-separator audio_separator/models-scores.json",
+                sources=UVR_SOURCE + "; "
+                + _UVR_SETTINGS_SOURCE.format(
+                    key="55657dd70583b0fedfba5f67df11d711",
+                    mapping="unrelated third-party projects; upstream names no key for Inst_HQ_3, and the "
+                    "deton24 guide's 'older HQ fullbands: n_fft 6144, dim_f 3072, dim_t 8' agrees",
+                ),
+                notes="UVR-MDX-NET Inst HQ 3 (download_checks.json); primary stem instrumental, vocals = mix - "
+                "1.022 * instrumental. Its settings key is third-party: pull reports the file's own key",
+                settings={
+                    "n_fft": 6144,
+                    "dim_f": 3072,
+                    "dim_t": 256,
+                    "compensate": 1.022,
+                    "primary_stem": "instrumental",
+                },
+            ),
+        )
+    }
+)
+
+
 def get_entry(name: str) -> CatalogueEntry:
     try:
         return CATALOGUE[name]

@@ -116,6 +116,8 @@ def _pull(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     )
     result = pull(config)
     sys.stderr.write(result.parity.line(entry.name) + "\n")
+    for warning in result.warnings:
+        sys.stderr.write(f"stemserve: warning: {warning}\n")
     problem = servable_from(settings.model_repository, entry.name, result.folder)
     if problem:
         sys.stderr.write(f"stemserve: warning: {entry.name} is installed in {result.folder} but {problem}\n")
@@ -130,4 +132,5 @@ def _pull(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
             for f in result.files
         ],
         "license": entry.license,
+        "warnings": list(result.warnings),
     }

@@ -77,6 +77,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+UVR_KEY_BYTES = 10000 * 1024  # python-audio-separator separator.py get_model_hash: BYTES_TO_HASH
+
+
+def uvr_settings_key(path: Path) -> str:
+    """UVR's settings lookup key: the MD5 of the file's last 10,240,000 bytes (of the whole
+    file when it is smaller). A key into ``model_data_new.json``, not an integrity check."""
+    size = path.stat().st_size
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - UVR_KEY_BYTES))
+        while block := handle.read(CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def is_url(source: str) -> bool:
     return urllib.parse.urlsplit(source).scheme in ("http", "https", "file")
 

@@ -29,7 +29,7 @@ from stemserve.core.errors import ModelConfigError, ModelNotFoundError, Stemserv
 from stemserve.core.model_config import CONFIG_NAME, Repository, load_model
 from stemserve.export.architectures import Architecture
 from stemserve.export.catalogue import CatalogueEntry
-from stemserve.export.download import Expected, Fetched, Progress, fetch, is_url
+from stemserve.export.download import Expected, Fetched, Progress, fetch, is_url, uvr_settings_key
 from stemserve.export.errors import DownloadError
 from stemserve.export.onnx_export import ParityReport
 
@@ -59,6 +59,7 @@ class PullResult:
     folder: Path
     files: tuple[Fetched, ...]
     parity: ParityReport
+    warnings: tuple[str, ...] = ()
 
 
 def sources_for(entry: CatalogueEntry, source: str) -> dict[str, tuple[str, ...]]:
@@ -112,11 +113,23 @@ def fetch_files(config: PullConfig) -> tuple[Fetched, ...]:
     return tuple(fetched)
 
 
+def settings_warnings(entry: CatalogueEntry, fetched: tuple[Fetched, ...]) -> tuple[str, ...]:
+    """Where the catalogue's settings are recorded under a UVR key, the file's own key must be it."""
+    keys = {f.name: f.uvr_settings_key for f in entry.files if f.uvr_settings_key}
+    found = []
+    for item in fetched:
+        expected = keys.get(item.path.name)
+        if expected and (actual := uvr_settings_key(item.path)) != expected:
+            found.append(f"{item.path.name}: its UVR settings key is {actual}, the catalogue's settings are those "
+                         f"of key {expected} (sources: stemserve models available); check them before serving")
+    return tuple(found)
+
+
 def checkpoint_path(entry: CatalogueEntry, folder: Path) -> Path:
     """The path ``run_export`` takes for the entry's files in ``folder``."""
     for name, text in entry.generated_files.items():
         (folder / name).write_text(text)
-    if entry.layout == "file":
+    if entry.layout in ("file", "mdx_onnx"):
         return folder / entry.files[0].name
     if entry.layout == "demucs_bag":
         return folder / next(name for name in entry.generated_files if name.endswith(".yaml"))
@@ -127,6 +140,18 @@ def checkpoint_path(entry: CatalogueEntry, folder: Path) -> Path:
 
 def export_entry(config: PullConfig, checkpoint: Path, repository: Path) -> ParityReport:
     """Export the checkpoint as ``<repository>/<name>`` (the parity check included)."""
+    if config.entry.layout == "mdx_onnx":
+        from stemserve.export.mdx_graph import MdxSettings, export_mdx
+
+        return export_mdx(
+            checkpoint,
+            MdxSettings.from_mapping(dict(config.entry.settings)),
+            repository=repository,
+            name=config.entry.name,
+            license=config.entry.license,
+            max_batch_size=config.max_batch_size,
+            threads=config.threads,
+        )
     from stemserve.export.exporter import ExportConfig, run_export
 
     export = ExportConfig(
@@ -147,6 +172,9 @@ def pull(config: PullConfig) -> PullResult:
     if target.exists() and not config.force:
         raise StemserveError(f"{target} exists: the model is installed (--force replaces it)")
     fetched = fetch_files(config)
+    warnings = settings_warnings(entry, fetched)
+    for warning in warnings:
+        logger.warning("%s", warning)
     checkpoint = checkpoint_path(entry, Path(config.download_dir) / entry.name)
     created = not repository.exists()
     repository.mkdir(parents=True, exist_ok=True)
@@ -163,7 +191,7 @@ def pull(config: PullConfig) -> PullResult:
             item.path.unlink(missing_ok=True)
         for name in entry.generated_files:
             (Path(config.download_dir) / entry.name / name).unlink(missing_ok=True)
-    return PullResult(folder=target, files=fetched, parity=parity)
+    return PullResult(folder=target, files=fetched, parity=parity, warnings=warnings)
 
 
 def _install(built: Path, target: Path, staging: Path) -> None:

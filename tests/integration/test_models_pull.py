@@ -306,3 +306,23 @@ def test_cli_available_lists_the_catalogue(repository: Path, capsys) -> None:
     assert code == 0
     for name in ("htdemucs", "htdemucs_ft", "htdemucs_6s", "umxhq", "umxl"):
         assert f'"name": "{name}"' in out
+
+
+def test_mdx_net_pull_wraps_the_onnx_file_and_reports_its_settings_key(
+    repository: Path, tmp_path: Path
+) -> None:
+    from benchmarks.synthetic_checkpoints import write_mdx_onnx
+
+    real = CATALOGUE["uvr_mdx_voc_ft"]
+    settings = real.settings
+    raw = write_mdx_onnx(tmp_path / "UVR-MDX-NET-Voc_FT.onnx", settings["dim_f"], settings["dim_t"], opset=13)
+    with FileServer({"/uvr/" + raw.name: raw.read_bytes()}) as mirror:
+        # the real entry (its settings and its UVR settings key), from a mirror given with --from
+        result = pull(config(real, repository, tmp_path, source=mirror.url + "uvr/",
+                             sha256={raw.name: hashlib.sha256(raw.read_bytes()).hexdigest()}))
+    assert result.parity.passed
+    assert result.files[0].verdict == "matches the pinned sha256"
+    # a random file is not the published one: its settings key says so
+    assert len(result.warnings) == 1 and "77d07b2667ddf05b9e3175941b4454a0" in result.warnings[0]
+    spec = load_model(repository, "uvr_mdx_voc_ft").spec
+    assert spec.stems == ("vocals", "instrumental") and spec.segment_samples == 261120
