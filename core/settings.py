@@ -41,6 +41,23 @@ class Settings:
     tls_key: Path | None = None
     shutdown_grace_s: float = 30.0  # time requests in flight get to finish on shutdown
     triton_url: str = ""  # HOST:PORT of a Triton server to run the models on; empty: ONNX Runtime here
+    # separation jobs (stemserve serve --jobs, stemserve worker): queue, store, workers, limits
+    nats_url: str = ""  # NATS servers, comma-separated; empty: a local nats-server under cache_dir (embedded)
+    nats_replicas: int = 1  # replicas of the job streams and KV (3 on a 3-node cluster)
+    s3_endpoint: str = ""  # S3 API endpoint for uploads and stems; empty: a local folder under cache_dir
+    s3_bucket: str = "stemserve"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    job_lease_s: float = 30.0  # a job not heartbeated for this long is redelivered to another worker
+    job_max_attempts: int = 3  # attempts before a job is FAILED and dead-lettered
+    job_timeout_s: float = 3600.0  # default deadline of a job, from its submission
+    max_queued_per_key: int = 100
+    max_running_per_key: int = 4
+    max_queued_jobs: int = 10000  # global bound on the queue
+    worker_concurrency: int = 1  # jobs a worker process runs at once
+    webhook_secret: str = ""  # signs webhooks (Standard Webhooks, whsec_ base64 or raw text)
+    stem_url_ttl_s: int = 3600  # lifetime of presigned stem URLs
     # gRPC client (stemserve separate --server)
     api_key: str = ""
     server_ca: Path | None = None  # PEM certificates to verify the server by: turns TLS on

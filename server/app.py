@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,13 +38,29 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 READINESS_POLL_S = 2.0  # how often a remote backend's readiness is checked while serving
 
 
+@dataclass(frozen=True)
+class ServerParts:
+    """What a server's other services share with the separation service (its extensions)."""
+
+    pool: ModelPool
+    keys: ApiKeys
+    metrics: ServiceMetrics
+    default_model: str
+    limits: ConcurrencyLimits
+
+
+# adds services to the server (the Jobs service: ``stemserve.jobs``); returns their full names
+Extension = Callable[[grpc.aio.Server, ServerParts], Sequence[str]]
+
+
 class StemServer:
     """The grpc.aio server with what it needs to become ready and to stop cleanly."""
 
     def __init__(self, server: grpc.aio.Server, health_servicer, pool: ModelPool,
-                 executor: ThreadPoolExecutor, metrics: ServiceMetrics) -> None:
+                 executor: ThreadPoolExecutor, metrics: ServiceMetrics, services: Sequence[str] = (SERVICE_NAME,)) -> None:
         self.grpc_server, self.health, self.pool = server, health_servicer, pool
         self.executor, self.metrics = executor, metrics
+        self.services = tuple(services)
         self._readiness: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -71,7 +89,7 @@ class StemServer:
                 await self._set_health(SERVING if ready else NOT_SERVING)
 
     async def _set_health(self, status: int) -> None:
-        for service in ("", SERVICE_NAME):
+        for service in ("", *self.services):
             await self.health.set(service, status)
 
     async def stop(self, grace_s: float | None) -> None:
@@ -87,9 +105,10 @@ class StemServer:
         await self.grpc_server.wait_for_termination()
 
 
-def create_server(settings: Settings, *, pool: ModelPool | None = None,
-                  metrics: ServiceMetrics | None = None) -> tuple[StemServer, int]:
-    """A server bound to ``settings.host:settings.port`` (0: a free port), not started."""
+def create_server(settings: Settings, *, pool: ModelPool | None = None, metrics: ServiceMetrics | None = None,
+                  extensions: Sequence[Extension] = ()) -> tuple[StemServer, int]:
+    """A server bound to ``settings.host:settings.port`` (0: a free port), not started;
+    ``extensions`` add their services beside the separation service."""
     metrics = ServiceMetrics() if metrics is None else metrics
     if pool is None:
         pool = ModelPool.from_settings(settings, metrics)
@@ -98,11 +117,11 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
     default_model = DEFAULT_MODEL if DEFAULT_MODEL in pool.names else pool.names[0]
     cache = ResultCache(settings.cache_dir, settings.cache_max_bytes)
     metrics.cache_size.set(cache.size_bytes)
+    limits = ConcurrencyLimits(max_in_flight=settings.max_songs_in_flight, max_per_key=settings.max_songs_per_key)
     service = SeparationService(
         pool=pool,
         cache=cache,
-        limits=ConcurrencyLimits(max_in_flight=settings.max_songs_in_flight,
-                                 max_per_key=settings.max_songs_per_key),
+        limits=limits,
         keys=keys,
         metrics=metrics,
         decode_limits=DecodeLimits(max_bytes=settings.max_upload_bytes, max_duration_s=settings.max_duration_s),
@@ -112,17 +131,21 @@ def create_server(settings: Settings, *, pool: ModelPool | None = None,
     # no SO_REUSEPORT: a second server on a port in use must fail, not share it silently
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)], options=[("grpc.so_reuseport", 0)])
     separation_pb2_grpc.add_SeparationServicer_to_server(service, server)
+    services = [SERVICE_NAME]
+    parts = ServerParts(pool=pool, keys=keys, metrics=metrics, default_model=default_model, limits=limits)
+    for extension in extensions:
+        services += extension(server, parts)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
         port = _bind(server, settings)
     except InvalidOptionError:
         executor.shutdown(wait=False)
         raise
-    return StemServer(server, health_servicer, pool, executor, metrics), port
+    return StemServer(server, health_servicer, pool, executor, metrics, services), port
 
 
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:
@@ -144,11 +167,14 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
     return port
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    metrics = ServiceMetrics()
+async def serve(settings: Settings, *, metrics: ServiceMetrics | None = None, extensions: Sequence[Extension] = (),
+                on_ready: Callable[[StemServer], Awaitable[None]] | None = None,
+                on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully. ``on_ready`` runs once the
+    models are warm, ``on_stop`` when the signal came, before the server stops."""
+    metrics = ServiceMetrics() if metrics is None else metrics
     httpd, metrics_port = start_metrics_server(settings.metrics_port, metrics.registry)
-    server, port = create_server(settings, metrics=metrics)
+    server, port = create_server(settings, metrics=metrics, extensions=extensions)
     await server.start()
     log.info("listening on %s:%d (%s), metrics on port %d", settings.host, port,
              "TLS" if settings.tls_cert else "plaintext", metrics_port)
@@ -157,7 +183,11 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await server.warm_up()
+    if on_ready is not None:
+        await on_ready(server)
     await stopping.wait()
     log.info("shutting down; requests in flight get %.0f s", settings.shutdown_grace_s)
+    if on_stop is not None:
+        await on_stop()
     await server.stop(settings.shutdown_grace_s)
     httpd.shutdown()

@@ -1,0 +1,253 @@
+"""A warm worker: models loaded once, jobs pulled from the queue one per slot, each run in
+process (or on Triton) by the same pipeline as the sync service.
+
+One delivery: read the record -> finished already: re-emit its final event and ack (a
+redelivery after a crash between the result and the ack) -> expired or canceled: settle and
+ack -> RUNNING (compare-and-set; a duplicate message of a job another attempt runs is
+dropped) -> heartbeats extend the lease and notice a cancel -> fetch the input -> a
+complete result for its cache key finishes it without computing -> separate -> stems, then
+the marker, to the store -> SUCCEEDED -> event -> ack. A failed attempt that is retryable
+goes back to QUEUED and is nak'ed with a doubling delay within the deadline; the last
+attempt, or a non-retryable error, is FAILED and dead-lettered. A worker that dies leaves
+its delivery un-acked: the queue hands it to another worker after the lease; after the
+last attempt the max-deliveries advisory makes it FAILED (:meth:`Worker.dead_letter`).
+
+SIGTERM drains: no new pulls, jobs in flight finish within the grace period; those that do
+not are left to their lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from stemserve.core.errors import DeadlineExceededError, InvalidOptionError
+from stemserve.jobs.broker import Delivery
+from stemserve.jobs.errors import error_code, is_retryable
+from stemserve.jobs.inputs import fetch_input
+from stemserve.jobs.records import JobError, JobRecord, JobStatus
+from stemserve.jobs.results import read_result, result_changes, result_key_for, write_result
+from stemserve.jobs.system import JobSystem
+from stemserve.pipeline.options import SeparationOptions
+from stemserve.pipeline.run import separate
+from stemserve.preprocess.decode import DecodeLimits, probe
+from stemserve.server.models import ModelPool
+
+log = logging.getLogger(__name__)
+
+PULL_WAIT_S = 1.0
+PROGRESS_EVERY_S = 0.5
+
+
+class JobStopped(Exception):
+    """The job was canceled (or the worker is going away) while it ran."""
+
+
+class Worker:
+    def __init__(self, system: JobSystem, pool: ModelPool, limits: DecodeLimits, *, name: str = "",
+                 work_dir: Path | None = None, metrics=None) -> None:
+        self.system, self.pool, self.limits = system, pool, limits
+        self.config = system.config
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.work_dir = work_dir
+        self.metrics = metrics
+        self.executor = ThreadPoolExecutor(max_workers=self.config.worker_concurrency, thread_name_prefix="job")
+        self.busy = 0
+        self._draining = asyncio.Event()
+
+    async def announce_models(self) -> None:
+        for name, (spec, device) in self.pool.specs().items():
+            await self.system.state.publish_model(name, {"version": spec.model_version, "stems": list(spec.stems),
+                                                         "device": device})
+
+    async def run(self) -> None:
+        """Pull and run jobs until :meth:`drain`; then wait for those in flight."""
+        await self.system.jobs.on_dead_letter(self.dead_letter)
+        await self.announce_models()
+        slots = [asyncio.create_task(self._slot()) for _ in range(self.config.worker_concurrency)]
+        await asyncio.gather(*slots)
+
+    def drain(self) -> None:
+        self._draining.set()
+
+    async def drained(self) -> None:
+        """Return once :meth:`drain` was called."""
+        await self._draining.wait()
+
+    async def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _slot(self) -> None:
+        while not self._draining.is_set():
+            delivery = await self.system.jobs.pull(PULL_WAIT_S)
+            if delivery is None:
+                continue
+            self.busy += 1
+            try:
+                await self.handle(delivery)
+            except Exception:
+                log.exception("job message %s: unexpected error; left to its lease", delivery.message_id)
+            finally:
+                self.busy -= 1
+
+    async def handle(self, delivery: Delivery) -> None:
+        state, job_id = self.system.state, delivery.data.decode()
+        record = await state.get(job_id)
+        if record is None:  # deleted
+            await delivery.ack()
+            return
+        if record.status.terminal:
+            await self.system.events.emit(record)
+            await delivery.ack()
+            return
+        if record.status is JobStatus.RUNNING and record.sequence not in (0, delivery.sequence):
+            await delivery.ack()  # a second message of a job that another attempt runs
+            return
+        if record.expired():
+            await self._settle(delivery, JobStatus.EXPIRED, DeadlineExceededError("the job's deadline passed "
+                                                                                   "before it ran"))
+            return
+        running = sum(1 for jid, s in (await state.active(record.owner)).items()
+                      if s == JobStatus.RUNNING.value and jid != job_id)
+        if running >= self.config.max_running_per_key:
+            await delivery.nak(delay_s=self.config.retry_backoff_s)  # the key's other jobs first
+            return
+        record, changed = await state.transition(job_id, lambda r: r.with_status(
+            JobStatus.RUNNING, attempt=delivery.attempt, started_at=time.time(), worker=self.name,
+            sequence=delivery.sequence, progress=0.0))
+        if not changed:  # canceled meanwhile
+            await self.system.events.emit(record)
+            await delivery.ack()
+            return
+        await self.system.events.emit(record)
+        stop = threading.Event()
+        beat = asyncio.create_task(self._heartbeat(delivery, job_id, stop))
+        try:
+            changes = await self._execute(record, stop)
+        except Exception as exc:  # noqa: BLE001 - each failure settles the job or retries it
+            await self._failed(delivery, exc, stop)
+            return
+        finally:
+            beat.cancel()
+        record, _ = await state.transition(job_id, lambda r: r.with_status(JobStatus.SUCCEEDED, progress=1.0,
+                                                                           **changes))
+        await self.system.events.emit(record)
+        await delivery.ack()
+
+    async def _failed(self, delivery: Delivery, exc: Exception, stop: threading.Event) -> None:
+        state, job_id = self.system.state, delivery.data.decode()
+        record = await state.get(job_id)
+        if record is None or record.status.terminal:  # canceled (the stop) or deleted
+            await delivery.ack()
+            return
+        if isinstance(exc, DeadlineExceededError) or record.expired():
+            await self._settle(delivery, JobStatus.EXPIRED, exc)
+            return
+        remaining = record.deadline_at - time.time() if record.deadline_at else float("inf")
+        delay = min(self.config.retry_backoff_s * 2 ** (delivery.attempt - 1), max(remaining, 0.0))
+        if is_retryable(exc) and delivery.attempt < self.config.max_attempts and remaining > delay:
+            log.warning("job %s attempt %d failed (%s); retrying in %.1f s", job_id, delivery.attempt, exc, delay)
+            error = JobError(error_code(exc), str(exc), True)
+            await state.transition(job_id, lambda r: r.with_status(JobStatus.QUEUED, error=error, progress=0.0))
+            await delivery.nak(delay_s=delay)
+            return
+        log.warning("job %s failed on attempt %d: %s", job_id, delivery.attempt, exc)
+        await self._settle(delivery, JobStatus.FAILED, exc, dead=True)
+
+    async def _settle(self, delivery: Delivery, status: JobStatus, exc: BaseException, dead: bool = False) -> None:
+        error = JobError(error_code(exc), str(exc), is_retryable(exc))
+        record, changed = await self.system.state.transition(delivery.data.decode(),
+                                                             lambda r: r.with_status(status, error=error))
+        if dead and changed:
+            await self.system.dead.publish(record.id, record.to_bytes())
+        await self.system.events.emit(record)
+        await delivery.ack()
+
+    async def dead_letter(self, sequence: int, deliveries: int) -> None:
+        """A job message ran out of attempts without an answer (its workers died)."""
+        found = await self.system.jobs.message(sequence)
+        if found is not None:
+            job_id = found[1].decode()
+            record = await self.system.state.get(job_id)
+            if record is not None and not record.status.terminal:
+                last = f"; last error: {record.error.message}" if record.error else ""
+                error = JobError("MaxAttempts", f"no worker finished the job in {deliveries} attempts (each "
+                                 f"worker died or lost its lease){last}", False)
+                record, changed = await self.system.state.transition(
+                    job_id, lambda r: r.with_status(JobStatus.FAILED, error=error))
+                if changed:
+                    await self.system.dead.publish(record.id, record.to_bytes())
+                    await self.system.events.emit(record)
+        await self.system.jobs.remove(sequence)
+
+    async def _heartbeat(self, delivery: Delivery, job_id: str, stop: threading.Event) -> None:
+        every = self.config.lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await delivery.in_progress()
+                record = await self.system.state.get(job_id)
+                if record is None or record.status.terminal:
+                    stop.set()
+            except Exception:
+                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+
+    async def _execute(self, record: JobRecord, stop: threading.Event) -> dict:
+        loop = asyncio.get_running_loop()
+        store = self.system.store
+        options = SeparationOptions(**record.options)
+        backend = self.pool.get(options.model)
+        spec = backend.spec
+        if record.model_version and record.model_version != spec.model_version:
+            raise InvalidOptionError(f"model {spec.name} is served at version {spec.model_version}, "
+                                     f"not {record.model_version}")
+        with tempfile.TemporaryDirectory(prefix="stemserve-job-", dir=self.work_dir) as folder:
+            source = Path(folder) / "input"
+            sha = await loop.run_in_executor(self.executor, fetch_input, record.input, store, source,
+                                             self.limits.max_bytes)
+            key = result_key_for(sha, spec.name, spec.model_version, options)
+            found = await self.system.state.result(key)
+            if found is None:
+                found = await loop.run_in_executor(self.executor, read_result, store, key)
+            if found is None:
+                await loop.run_in_executor(self.executor, probe, source, self.limits)
+                progress = _Progress(self, record, stop, loop)
+                result = await loop.run_in_executor(
+                    self.executor, lambda: separate(source, Path(folder) / "stems", backend, options,
+                                                    limits=self.limits, progress=progress))
+                found = await loop.run_in_executor(self.executor, write_result, store, key, result, record.id)
+            await self.system.state.put_result(key, found)
+        return {**result_changes(found, record.id), "audio_sha256": sha}
+
+
+class _Progress:
+    """The pipeline's progress callback, on the worker thread: stops a canceled or expired
+    job between windows, and records the progress every ``PROGRESS_EVERY_S``."""
+
+    def __init__(self, worker: Worker, record: JobRecord, stop: threading.Event, loop) -> None:
+        self.worker, self.record, self.stop, self.loop = worker, record, stop, loop
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.stop.is_set():
+            raise JobStopped(f"job {self.record.id} stopped after {done}/{total} windows")
+        if self.record.expired():
+            raise DeadlineExceededError(f"the job's deadline passed after {done}/{total} windows")
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S and total:
+            self.last = now
+            fraction = done / total
+            state = self.worker.system.state
+
+            def change(r: JobRecord) -> JobRecord | None:
+                return replace(r, progress=fraction, updated_at=time.time()) if r.status is JobStatus.RUNNING else None
+
+            asyncio.run_coroutine_threadsafe(state.transition(self.record.id, change), self.loop)
