@@ -31,6 +31,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from stemserve.core.errors import ResourceExhaustedError
 from stemserve.jobs.broker import BrokerUnavailable, Conflict, DeadLetterHandler, QueueConfig
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,13 @@ class JetStreamQueue:
         async def send():
             return await js.publish(self.config.subject, data, timeout=2.0, headers={"Nats-Msg-Id": message_id})
 
-        ack = await retrying(send, f"publish {message_id}")
+        try:
+            ack = await retrying(send, f"publish {message_id}")
+        except nats.js.errors.APIError as exc:
+            if "maximum" in (exc.description or ""):  # the stream's max_msgs bound
+                raise ResourceExhaustedError(f"the queue {self.config.stream} is full ({exc.description}); "
+                                             "retry later") from exc
+            raise
         return not ack.duplicate
 
     async def pull(self, timeout_s: float) -> JetStreamDelivery | None:

@@ -63,8 +63,8 @@ class Submitter:
             await state.create(record)
             try:
                 await system.jobs.publish(record.id, record.id.encode())
-            except BrokerUnavailable as exc:
-                failed = record.with_status(JobStatus.FAILED, error=JobError("BrokerUnavailable", str(exc), True))
+            except (BrokerUnavailable, ResourceExhaustedError) as exc:
+                failed = record.with_status(JobStatus.FAILED, error=JobError(type(exc).__name__, str(exc), True))
                 await state.transition(record.id, lambda _: failed)
                 raise
         except BaseException:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -126,9 +129,9 @@ def jobs_server(tmp_path, repo):
         server.stop()
 
 
-def upload(stub, data: bytes, chunk: int = 64 * 1024, metadata=None) -> str:
+def upload(stub, data: bytes, chunk: int = 64 * 1024, call_metadata=None) -> str:
     chunks = (jpb.UploadAudioRequest(chunk=data[i:i + chunk]) for i in range(0, len(data), chunk))
-    return stub.UploadAudio(chunks, metadata=metadata).upload_id
+    return stub.UploadAudio(chunks, metadata=call_metadata).upload_id
 
 
 def submit(stub, call_metadata=None, *, model: str = "split4", stems: int = 4, **fields):
@@ -154,3 +157,34 @@ def read_stem(stub, job_id: str, stem: str, metadata=None) -> bytes:
 
 
 TERMINAL = {jpb.JOB_STATUS_SUCCEEDED, jpb.JOB_STATUS_FAILED, jpb.JOB_STATUS_CANCELED, jpb.JOB_STATUS_EXPIRED}
+
+
+def worker_process(folder, repo, nats_url: str, *, cache_dir, extra=(), env_extra=None) -> subprocess.Popen:
+    """``python -m stemserve.jobs worker`` (what ``stemserve worker`` runs), returned once its
+    models are warm and it pulls jobs; its log in ``folder``."""
+    log_path = folder / f"worker-{uuid.uuid4().hex[:6]}.log"
+    command = [sys.executable, "-m", "stemserve.jobs", "--log-level", "INFO", "--model-repository", str(repo),
+               "worker", "--models", "split4,split5", "--nats-url", nats_url, "--cache-dir", str(cache_dir),
+               "--metrics-port", "0", "--job-lease-s", "2", *extra]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMSERVE_")}
+    env.update({"STEMSERVE_INTRA_OP_THREADS": "1", **(env_extra or {})})
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    process.log_path = log_path  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while b" ready (models" not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"worker did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return process
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
