@@ -340,7 +340,7 @@ def render_real_song(song: Song, pool: dict[str, list[Source]], rng: np.random.G
                      log: list | None = None) -> np.ndarray:
     """The song's stems ``(stems, channels, samples)`` float32 in the order of STEMS, every part
     played by a source drawn from ``pool[stem]``; a stem without sources in the pool is silent.
-    ``log`` (a list) receives one ``(stem, identity, effects)`` per rendered stem."""
+    ``log`` (a list) receives one ``(stem, identities of its parts, effects)`` per rendered stem."""
     for sources in pool.values():
         for source in sources:
             if reserved_name(source.package) or any(reserved_name(p) for p in source.name.split("+")):
@@ -395,5 +395,5 @@ def render_real_song(song: Song, pool: dict[str, list[Source]], rng: np.random.G
             audio *= 0.1 / rms * 10 ** (rng.uniform(-9, 3) / 20)
         stems[index] = audio
         if log is not None:
-            log.append((stem, "+".join(identities), applied))
+            log.append((stem, tuple(identities), applied))
     return stems
