@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stemserve.train.arrange import generate_song, vary_song
+from stemserve.train.arrange import STEMS, generate_song, vary_song
 from stemserve.train.ensemble import ensemble_song
 from stemserve.train.render import TRAIN_SOUNDFONTS, open_renderers, render_song
 
@@ -35,22 +35,51 @@ SONG_KINDS = {
 }
 
 
+def real_renderer(data_dir: Path, identities: str = "train", split_seed: int = 0):
+    """``(seed, duration_s) -> stems``: songs of ``generate_song`` (half through ``vary_song``)
+    played by the real recordings of one side of ``real_sources.split`` with effects per stem
+    (``stemserve.train.real_render``)."""
+    from stemserve.train.real_render import render_real_song
+    from stemserve.train.real_sources import index, split
+
+    if identities not in ("train", "valid"):
+        raise ValueError(f"identities must be train or valid, got {identities!r}")
+    sources = split(index(data_dir), split_seed)[identities == "valid"]
+    if not sources:
+        raise SystemExit(f"no real recordings in {data_dir}: run python -m stemserve.train.real_sources fetch")
+    pool = {stem: [s for s in sources if s.stem == stem] for stem in STEMS}
+
+    def render(seed: int, duration_s: float) -> np.ndarray:
+        rng = np.random.default_rng(seed + 104729)
+        song = generate_song(seed, duration_s)
+        if rng.random() < 0.5:
+            song = vary_song(song)
+        return render_real_song(song, pool, rng)
+
+    return render
+
+
 def build_cache(cache_dir: Path, seeds: range, soundfonts: tuple[str, ...] = TRAIN_SOUNDFONTS,
-                duration_s: float = 12.0, kind: str = "plain") -> int:
+                duration_s: float = 12.0, kind: str = "plain", real_data: Path = Path("data/real"),
+                identities: str = "train") -> int:
     """Render every seed not cached yet as a song of ``kind`` (``SONG_KINDS``: the plain
     generator, its songs through ``vary_song``, or ``stemserve.train.ensemble``'s part-writing songs,
-    plain, crossing, blend or unison); returns how many were rendered."""
-    if kind not in SONG_KINDS:
-        raise ValueError(f"song kind must be one of {sorted(SONG_KINDS)}, got {kind!r}")
+    plain, crossing, blend or unison; or ``real``: real recordings of the ``identities`` side of
+    the split, ``real_renderer``); returns how many were rendered."""
+    if kind not in SONG_KINDS and kind != "real":
+        raise ValueError(f"song kind must be one of {sorted(SONG_KINDS) + ['real']}, got {kind!r}")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    renderers = open_renderers(soundfonts)
+    if kind == "real":
+        real = real_renderer(real_data, identities)
+    else:
+        renderers = open_renderers(soundfonts)
     rendered = 0
     start = time.monotonic()
     for seed in seeds:
         path = song_path(cache_dir, seed)
         if path.exists():
             continue
-        stems = render_song(SONG_KINDS[kind](seed, duration_s), renderers)
+        stems = real(seed, duration_s) if kind == "real" else render_song(SONG_KINDS[kind](seed, duration_s), renderers)
         peak = float(np.abs(stems.sum(axis=0)).max())
         if peak > 0:
             stems = stems * (0.9 / max(peak, 0.9))  # keep float16 away from overflow
@@ -88,15 +117,24 @@ def get_parser() -> argparse.ArgumentParser:
     kind.add_argument("--unison", action="store_true",
                       help="render crossing songs with unison passages: a quick bass figure doubled one or two "
                            "octaves up by the lines above")
+    kind.add_argument("--real", action="store_true",
+                      help="play the songs with real recordings (voices, drum kits, loops, sampled instruments, "
+                           "train.real_sources) with production effects per stem; needs real_sources fetch")
+    parser.add_argument("--real-data", type=Path, default=Path("data/real"),
+                        help="where python -m stemserve.train.real_sources fetch unpacked the packages")
+    parser.add_argument("--identities", choices=("train", "valid"), default="train",
+                        help="with --real: the training or the validation side of the split of source identities")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    kinds = [*SONG_KINDS, "real"]
     count = build_cache(args.out, range(args.first_seed, args.first_seed + args.count),
                         tuple(args.soundfont or TRAIN_SOUNDFONTS), args.duration_s,
-                        kind=next((kind for kind in SONG_KINDS if kind != "plain" and getattr(args, kind)), "plain"))
+                        kind=next((kind for kind in kinds if kind != "plain" and getattr(args, kind)), "plain"),
+                        real_data=args.real_data, identities=args.identities)
     log.info("done: %d songs rendered into %s", count, args.out)
 
 

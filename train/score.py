@@ -7,7 +7,8 @@ song uses (``make_cache --soundfont``), and with ``--ensemble-cache`` a third se
 part-writing songs (``make_cache --ensemble``) rendered with that soundfont, with
 ``--unison-cache`` a fourth, unison songs (``make_cache --unison``) rendered with it, and
 with ``--sampled-ensemble-cache`` a fifth, part-writing songs rendered with the training
-soundfonts. A checkpoint's selection figure is the mean of the sets' means. ``--metric sdr``
+soundfonts, and with ``--real-cache`` songs of real recordings of validation identities
+(``make_cache --real --identities valid``). A checkpoint's selection figure is the mean of the sets' means. ``--metric sdr``
 (the default) scores each song's plain SDR, ``--metric bss`` its BSS Eval SDR, the quality
 benchmark's figure, which forgives a fixed filtering of a stem and so weighs interference
 from other stems more. The committed checkpoints were chosen among a run's snapshots by the
@@ -55,6 +56,9 @@ def add_set_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validation unison songs rendered with a soundfont no training song uses")
     parser.add_argument("--sampled-ensemble-cache", type=Path, default=None,
                         help="validation part-writing songs rendered with the training soundfonts")
+    parser.add_argument("--real-cache", type=Path, default=None,
+                        help="validation songs of real recordings, identities no training song uses "
+                             "(make_cache --real --identities valid)")
     parser.add_argument("--metric", choices=VALIDATION_METRICS, default="sdr",
                         help="each song's plain SDR, or its BSS Eval SDR as the quality benchmark scores it")
     parser.add_argument("--threads", type=int, default=1,
@@ -65,7 +69,7 @@ def selection_sets(args: argparse.Namespace) -> dict[str, list[np.ndarray]]:
     """{set name: songs} from the folders of ``add_set_arguments``; exits with a clear message
     when a folder has no songs or too few validation songs."""
     folders = {"valid": args.valid_cache, "unseen": args.unseen_cache, "ensemble": args.ensemble_cache,
-               "unison": args.unison_cache, "sampled-ensemble": args.sampled_ensemble_cache}
+               "unison": args.unison_cache, "sampled-ensemble": args.sampled_ensemble_cache, "real": getattr(args, "real_cache", None)}
     sets = {name: SongCache(folder).songs for name, folder in folders.items() if folder is not None}
     for name, songs in sets.items():
         if not songs:
