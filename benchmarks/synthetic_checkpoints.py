@@ -156,3 +156,65 @@ def write_mdx_onnx(path: Path, dim_f: int, dim_t: int, *, seed: int = 0, opset: 
         torch.onnx.export(net, (torch.zeros(1, 4, dim_f, dim_t),), str(path), input_names=["input"],
                           output_names=["output"], dynamic_axes=dynamic, opset_version=opset, dynamo=False)
     return path
+
+
+# The model sections of Music-Source-Separation-Training's configs/viperx YAMLs
+# (model_bs_roformer_ep_317_sdr_12.9755.yaml, model_mel_band_roformer_ep_3005_sdr_11.4360.yaml)
+_BS_FREQS_PER_BANDS = (2,) * 24 + (4,) * 12 + (12,) * 8 + (24,) * 8 + (48,) * 8 + (128, 129)
+_ROFORMER_COMMON: dict[str, Any] = {
+    "stereo": True, "num_stems": 1, "time_transformer_depth": 1, "freq_transformer_depth": 1,
+    "linear_transformer_depth": 0, "dim_head": 64, "heads": 8, "attn_dropout": 0.1, "ff_dropout": 0.1,
+    "flash_attn": True, "dim_freqs_in": 1025, "stft_n_fft": 2048, "stft_hop_length": 441, "stft_win_length": 2048,
+    "stft_normalized": False, "mask_estimator_depth": 2, "multi_stft_resolution_loss_weight": 1.0,
+    "multi_stft_resolutions_window_sizes": (4096, 2048, 1024, 512, 256), "multi_stft_hop_size": 147,
+    "multi_stft_normalized": False,
+}
+VIPERX_MODELS: dict[str, dict[str, Any]] = {
+    "bs_roformer": {"dim": 512, "depth": 12, **_ROFORMER_COMMON, "freqs_per_bands": _BS_FREQS_PER_BANDS},
+    "mel_band_roformer": {"dim": 384, "depth": 12, **_ROFORMER_COMMON, "num_bands": 60, "sample_rate": 44100},
+}
+
+
+def msst_config_yaml(kind: str, chunk_size: int = 352800, **overrides: Any) -> str:
+    """An MSST config in the published layout (``!!python/tuple`` tags included)."""
+    model = {**VIPERX_MODELS[kind], **overrides}
+
+    def value(v: Any) -> str:
+        if isinstance(v, tuple):
+            return "!!python/tuple\n" + "".join(f"    - {item}\n" for item in v).rstrip("\n")
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    lines = ["audio:", f"  chunk_size: {chunk_size}", "  num_channels: 2", "  sample_rate: 44100", "", "model:"]
+    lines += [f"  {key}: {value(v)}" for key, v in model.items()]
+    lines += ["", "training:", "  instruments:", "  - vocals", "  - other", "  target_instrument: vocals", "",
+              "inference:", "  batch_size: 4", "  num_overlap: 2", ""]
+    return "\n".join(lines)
+
+
+def random_roformer(kind: str, seed: int = 0, **overrides: Any) -> nn.Module:
+    """The BS-RoFormer package's model with the viperx hyper-parameters (``overrides`` to
+    shrink), random weights, the RMSNorm gains spread around 1."""
+    import bs_roformer
+
+    torch.manual_seed(seed)
+    kwargs = {**VIPERX_MODELS[kind], **overrides}
+    kwargs.pop("linear_transformer_depth")  # MSST's option; 0 is the package's structure
+    if kind == "bs_roformer":
+        model = bs_roformer.BSRoformer(**kwargs)
+    else:
+        model = bs_roformer.MelBandRoformer(**kwargs)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("gamma"):
+                param.copy_(1.0 + 0.2 * torch.randn_like(param))
+    return model.eval()
+
+
+def write_roformer_checkpoint(model: nn.Module, folder: Path, name: str, yaml_text: str) -> tuple[Path, Path]:
+    """``<name>.ckpt`` (the state dict, as MSST saves it) and ``<name>.yaml`` beside it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint, config = folder / f"{name}.ckpt", folder / f"{name}.yaml"
+    torch.save(model.state_dict(), checkpoint)
+    config.write_text(yaml_text)
+    return checkpoint, config

@@ -281,6 +281,65 @@ CATALOGUE.update(
 )
 
 
+_MSST_LICENSE = "none published for the weights (MSST code is MIT; TRvlvr/model_repo has no licence file)"
+
+
+def _roformer_files(stem: str, settings_key: str) -> tuple[CatalogueFile, CatalogueFile]:
+    checkpoint = CatalogueFile(
+        name=f"{stem}.ckpt",
+        urls=(UVR_ROOT + f"{stem}.ckpt",),
+        hash_source="none published (MSST docs/pretrained_models.md and TRvlvr/model_repo give no hash)",
+        uvr_settings_key=settings_key,
+    )
+    config = CatalogueFile(
+        name=f"{stem}.yaml",
+        urls=(MSST_CONFIGS + f"viperx/{stem}.yaml",
+              f"https://raw.githubusercontent.com/TRvlvr/application_data/main/mdx_model_data/mdx_c_configs/{stem}.yaml"),
+        hash_source="none published (a text file of the MSST repository)",
+    )
+    return checkpoint, config
+
+
+CATALOGUE.update(
+    {
+        entry.name: entry
+        for entry in (
+            CatalogueEntry(
+                name="bs_roformer_viperx_1297",
+                architecture="bs_roformer",
+                stems=("vocals", "instrumental"),
+                files=_roformer_files("model_bs_roformer_ep_317_sdr_12.9755", "53f707017bfcbb56f5e1bfac420d6732"),
+                layout="roformer",
+                license=_MSST_LICENSE,
+                quality="vocals SDR 10.87 dB on the Multisong dataset (mvsep.com); python-audio-separator's own "
+                "test set: median vocals SDR 11.77 dB",
+                quality_source="MSST docs/pretrained_models.md; python-audio-separator models-scores.json",
+                sources=MSST_SOURCE + "; TRvlvr/application_data filelists/download_checks.json "
+                "('BS-Roformer-Viperx-1297')",
+                notes="BS-RoFormer viperx edition, vocals; instrumental = mix - vocals (MSST --extract_instrumental)",
+                settings={"kind": "bs_roformer"},
+            ),
+            CatalogueEntry(
+                name="mel_roformer_viperx_1143",
+                architecture="mel_band_roformer",
+                stems=("vocals", "instrumental"),
+                files=_roformer_files("model_mel_band_roformer_ep_3005_sdr_11.4360",
+                                      "63e41acc264bf681a73aa9f7e5f606cc"),
+                layout="roformer",
+                license=_MSST_LICENSE,
+                quality="vocals SDR 9.67 dB on the Multisong dataset (mvsep.com); python-audio-separator's own "
+                "test set: median vocals SDR 10.54 dB",
+                quality_source="MSST docs/pretrained_models.md; python-audio-separator models-scores.json",
+                sources=MSST_SOURCE + "; TRvlvr/application_data filelists/download_checks.json "
+                "('Mel-Roformer-Viperx-1143')",
+                notes="Mel-Band RoFormer viperx edition, vocals; instrumental = mix - vocals",
+                settings={"kind": "mel_band_roformer"},
+            ),
+        )
+    }
+)
+
+
 def get_entry(name: str) -> CatalogueEntry:
     try:
         return CATALOGUE[name]

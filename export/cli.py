@@ -26,7 +26,7 @@ def add_models_commands(models_subparsers: argparse._SubParsersAction) -> None:
         "available", formatter_class=HELP, help="the published models `pull` installs, with sources and licences"
     )
     pull = models_subparsers.add_parser(
-        "pull", formatter_class=HELP, help="download, verify, export (parity-checked) and install a published model"
+        "pull", help="download, verify, export (parity-checked) and install a published model"
     )
     pull.add_argument("name", choices=sorted(CATALOGUE), metavar="NAME", help=f"one of {', '.join(sorted(CATALOGUE))}")
     pull.add_argument("--from", dest="source", default="", metavar="FILE_OR_URL",
@@ -41,8 +41,9 @@ def add_models_commands(models_subparsers: argparse._SubParsersAction) -> None:
                            "(default: ~/.cache/stemserve/downloads)")
     pull.add_argument("--force", action="store_true", help="replace an installed model of that name")
     pull.add_argument("--keep-download", action="store_true", help="keep the downloaded files after installing")
-    pull.add_argument("--max-batch-size", type=int, default=8, help="Triton dynamic batching limit")
-    pull.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads of the parity check (0: all)")
+    pull.add_argument("--max-batch-size", type=int, default=8, help="Triton dynamic batching limit (default: 8)")
+    pull.add_argument("--threads", type=int, default=0,
+                      help="ONNX Runtime threads of the parity check (default: 0, every core)")
     pull.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 

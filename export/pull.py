@@ -133,7 +133,7 @@ def checkpoint_path(entry: CatalogueEntry, folder: Path) -> Path:
         return folder / entry.files[0].name
     if entry.layout == "demucs_bag":
         return folder / next(name for name in entry.generated_files if name.endswith(".yaml"))
-    if entry.layout == "umx_folder":
+    if entry.layout in ("umx_folder", "roformer"):
         return folder
     raise ModelConfigError(f"{entry.name}: layout {entry.layout!r} cannot be exported yet")
 
@@ -146,6 +146,20 @@ def export_entry(config: PullConfig, checkpoint: Path, repository: Path) -> Pari
         return export_mdx(
             checkpoint,
             MdxSettings.from_mapping(dict(config.entry.settings)),
+            repository=repository,
+            name=config.entry.name,
+            license=config.entry.license,
+            max_batch_size=config.max_batch_size,
+            threads=config.threads,
+        )
+    if config.entry.layout == "roformer":
+        from stemserve.export.roformer_graph import export_roformer
+
+        checkpoint_file, config_file = (checkpoint / f.name for f in config.entry.files)
+        return export_roformer(
+            checkpoint_file,
+            config_file,
+            config.entry.settings["kind"],
             repository=repository,
             name=config.entry.name,
             license=config.entry.license,

@@ -326,3 +326,21 @@ def test_mdx_net_pull_wraps_the_onnx_file_and_reports_its_settings_key(
     assert len(result.warnings) == 1 and "77d07b2667ddf05b9e3175941b4454a0" in result.warnings[0]
     spec = load_model(repository, "uvr_mdx_voc_ft").spec
     assert spec.stems == ("vocals", "instrumental") and spec.segment_samples == 261120
+
+
+def test_roformer_pull_fetches_checkpoint_and_config(repository: Path, tmp_path: Path) -> None:
+    from benchmarks.synthetic_checkpoints import msst_config_yaml, random_roformer, write_roformer_checkpoint
+
+    real = CATALOGUE["bs_roformer_viperx_1297"]
+    stem = real.files[0].name.removesuffix(".ckpt")
+    small = {"depth": 1, "dim": 32}  # reduced; the published depth 12, width 512 are in the slow export check
+    checkpoint, config_file = write_roformer_checkpoint(random_roformer("bs_roformer", **small), tmp_path / "src",
+                                                        stem, msst_config_yaml("bs_roformer", chunk_size=22050, **small))
+    files = {"/msst/" + p.name: p.read_bytes() for p in (checkpoint, config_file)}
+    with FileServer(files) as mirror:
+        result = pull(config(real, repository, tmp_path, source=mirror.url + "msst/"))
+    assert [f.path.name for f in result.files] == [checkpoint.name, config_file.name]
+    assert all(f.verdict.startswith("no published hash") for f in result.files)  # sha256 printed, nothing to check
+    assert result.parity.passed and len(result.warnings) == 1  # not the published file: its UVR key differs
+    spec = load_model(repository, "bs_roformer_viperx_1297").spec
+    assert spec.segment_samples == 22050 and spec.architecture == "bs_roformer"

@@ -12,7 +12,8 @@ from stemserve.export.catalogue import CATALOGUE, HTDEMUCS_FT_YAML, get_entry
 from stemserve.export.download import Expected
 from stemserve.export.errors import ChecksumMismatchError
 
-REQUIRED = {"htdemucs", "htdemucs_ft", "htdemucs_6s", "umxhq", "umxl"}
+REQUIRED = {"htdemucs", "htdemucs_ft", "htdemucs_6s", "umxhq", "umxl", "uvr_mdx_voc_ft", "uvr_mdx_inst_hq_3",
+            "bs_roformer_viperx_1297", "mel_roformer_viperx_1143"}
 
 
 def test_required_models_are_listed() -> None:
