@@ -13,6 +13,7 @@ ONNX Runtime against the package model's forward with MSST's ``zero_dc``, max ab
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,15 @@ def test_viperx_hyper_parameters_are_the_published_ones() -> None:
     bs, mel = VIPERX_MODELS["bs_roformer"], VIPERX_MODELS["mel_band_roformer"]
     assert (bs["dim"], bs["depth"], len(bs["freqs_per_bands"]), sum(bs["freqs_per_bands"])) == (512, 12, 62, 1025)
     assert (mel["dim"], mel["depth"], mel["num_bands"]) == (384, 12, 60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_full_size_export_parity(kind: str, tmp_path: Path) -> None:
+    """The published sizes (depth 12, width 512 / 384, 8-second windows), random weights:
+    ``pytest -m slow tests/unit/test_export_roformer.py``."""
+    torch.set_num_threads(os.cpu_count() or 1)  # the module's one-thread fixture is restored afterwards
+    checkpoint, config = write_roformer_checkpoint(random_roformer(kind), tmp_path, kind, msst_config_yaml(kind))
+    report = export_roformer(checkpoint, config, kind, repository=tmp_path / "repo", name=kind, license="test")
+    print(report.line(kind))
+    assert report.passed
