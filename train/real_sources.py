@@ -165,8 +165,8 @@ def hydrogen_kits(root: Path) -> dict[str, list[Recording]]:
 
 
 def _kit_groups(kits: dict[str, list[Recording]]) -> tuple[dict[str, str], set[str]]:
-    """Kits sharing any recording (by content) form one identity: kit -> group name, and the
-    kits tainted by a reserved kit."""
+    """Kits sharing any recording (by content), or the first word of their name, form one
+    identity: kit -> group name, and the kits tainted by a reserved kit."""
     parent = {kit: kit for kit in kits}
 
     def find(kit: str) -> str:
@@ -184,6 +184,15 @@ def _kit_groups(kits: dict[str, list[Recording]]) -> tuple[dict[str, str], set[s
                     parent[max(a, b)] = min(a, b)
             else:
                 owner[digest] = kit
+    family: dict[str, str] = {}  # one author's kits ("Millo-Drums_v.1", "Millo_MultiLayered2"): one identity
+    for kit in sorted(kits):
+        key = re.split(r"[-_ ]", kit)[0].lower()
+        if key in family:
+            a, b = find(family[key]), find(kit)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        else:
+            family[key] = kit
     members = defaultdict(list)
     for kit in kits:
         members[find(kit)].append(kit)

@@ -50,6 +50,9 @@ def fake_packages(data_dir: Path) -> Path:
     _kit(root, "hydrogen-drumkits", "KitB", kit, {"k.wav": 10, "s.wav": 14, "h.wav": 15})
     _kit(root, "hydrogen-drumkits", "KitC", kit, {"k.wav": 16, "s.wav": 17, "h.wav": 18})
     _kit(root, "hydrogen-drumkits", "KitD", kit, {"k.wav": 19, "s.wav": 20, "h.wav": 21})
+    # one author's kits, no recording in common: one identity
+    _kit(root, "hydrogen-drumkits", "Millo-Drums_v.1", kit, {"k.wav": 22, "s.wav": 23, "h.wav": 24})
+    _kit(root, "hydrogen-drumkits", "Millo_MultiLayered2", kit, {"k.wav": 25, "s.wav": 26, "h.wav": 27})
     samples = root / "sonic-pi-samples/usr/share/sonic-pi/samples"
     for i, name in enumerate(("loop_amen_full", "loop_amen", "loop_compus", "loop_tabla", "tabla_na",
                               "loop_breakbeat", "loop_safari", "bd_haus", "sn_dub", "bass_hit_c")):
@@ -109,7 +112,7 @@ def test_a_reserved_source_is_refused_wherever_it_is_offered(tmp_path: Path, mon
 def test_kits_sharing_recordings_are_one_identity(tmp_path: Path) -> None:
     fake_packages(tmp_path)
     kits = {s.name: s for s in index(tmp_path) if s.kind == "kit"}
-    assert set(kits) == {"KitA+KitB", "KitC", "KitD"}
+    assert set(kits) == {"KitA+KitB", "KitC", "KitD", "Millo-Drums_v.1+Millo_MultiLayered2"}
     assert {r.label for r in kits["KitC"].recordings} == {"Kick", "Snare", "Closed HH"}
 
 
