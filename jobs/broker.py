@@ -20,13 +20,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from stemserve.core.errors import BackendUnavailableError
+
 
 class Conflict(Exception):
     """A compare-and-set lost: the key changed (or exists) since it was read."""
 
 
-class BrokerUnavailable(Exception):
-    """The broker did not answer in time (failover, network); safe to retry."""
+class BrokerUnavailable(BackendUnavailableError):
+    """The broker did not answer in time (failover, network); safe to retry (UNAVAILABLE)."""
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ class JetStreamQueue:
         return JetStreamDelivery(messages[0]) if messages else None
 
     async def depth(self) -> int:
-        info = await retrying(lambda: self.owner.js.stream_info(self.config.stream), "stream info", 5.0)
+        info = await retrying(lambda: self.owner.js.stream_info(self.config.stream), "stream info")
         return int(info.state.messages)
 
     async def message(self, sequence: int) -> tuple[str, bytes] | None:

@@ -70,10 +70,15 @@ class Worker:
 
     async def run(self) -> None:
         """Pull and run jobs until :meth:`drain`; then wait for those in flight."""
+        from stemserve.jobs.webhooks import WebhookSender
+
         await self.system.jobs.on_dead_letter(self.dead_letter)
         await self.announce_models()
+        sender = WebhookSender(self.system.hooks, self.config.webhook_secret, self.config.webhook_backoff_s,
+                               self.metrics)
+        hooks = asyncio.create_task(sender.run(self._draining))
         slots = [asyncio.create_task(self._slot()) for _ in range(self.config.worker_concurrency)]
-        await asyncio.gather(*slots)
+        await asyncio.gather(*slots, hooks)
 
     def drain(self) -> None:
         self._draining.set()
@@ -91,12 +96,17 @@ class Worker:
             if delivery is None:
                 continue
             self.busy += 1
+            if self.metrics is not None:
+                self.metrics.busy_workers.set(self.busy)
+                self.metrics.job_queue_depth.set(await self.system.jobs.depth())
             try:
                 await self.handle(delivery)
             except Exception:
                 log.exception("job message %s: unexpected error; left to its lease", delivery.message_id)
             finally:
                 self.busy -= 1
+                if self.metrics is not None:
+                    self.metrics.busy_workers.set(self.busy)
 
     async def handle(self, delivery: Delivery) -> None:
         state, job_id = self.system.state, delivery.data.decode()
@@ -128,6 +138,7 @@ class Worker:
             await delivery.ack()
             return
         await self.system.events.emit(record)
+        self._observe_start(record)
         stop = threading.Event()
         beat = asyncio.create_task(self._heartbeat(delivery, job_id, stop))
         try:
@@ -139,8 +150,23 @@ class Worker:
             beat.cancel()
         record, _ = await state.transition(job_id, lambda r: r.with_status(JobStatus.SUCCEEDED, progress=1.0,
                                                                            **changes))
+        self._observe_end(record)
         await self.system.events.emit(record)
         await delivery.ack()
+
+    def _observe_start(self, record: JobRecord) -> None:
+        if self.metrics is not None:
+            self.metrics.job_attempts.inc()
+            self.metrics.jobs.labels(state=JobStatus.RUNNING.value).inc()
+            self.metrics.job_queue_wait.observe(max(record.started_at - record.created_at, 0.0))
+
+    def _observe_end(self, record: JobRecord, dead: bool = False) -> None:
+        if self.metrics is not None:
+            self.metrics.jobs.labels(state=record.status.value).inc()
+            if record.started_at:
+                self.metrics.job_run_time.labels(state=record.status.value).observe(time.time() - record.started_at)
+            if dead:
+                self.metrics.jobs_dead_lettered.inc()
 
     async def _failed(self, delivery: Delivery, exc: Exception, stop: threading.Event) -> None:
         state, job_id = self.system.state, delivery.data.decode()
@@ -153,7 +179,7 @@ class Worker:
             return
         remaining = record.deadline_at - time.time() if record.deadline_at else float("inf")
         delay = min(self.config.retry_backoff_s * 2 ** (delivery.attempt - 1), max(remaining, 0.0))
-        if is_retryable(exc) and delivery.attempt < self.config.max_attempts and remaining > delay:
+        if is_retryable(exc) and delivery.attempt < record.max_attempts and remaining > delay:
             log.warning("job %s attempt %d failed (%s); retrying in %.1f s", job_id, delivery.attempt, exc, delay)
             error = JobError(error_code(exc), str(exc), True)
             await state.transition(job_id, lambda r: r.with_status(JobStatus.QUEUED, error=error, progress=0.0))
@@ -168,6 +194,8 @@ class Worker:
                                                              lambda r: r.with_status(status, error=error))
         if dead and changed:
             await self.system.dead.publish(record.id, record.to_bytes())
+        if changed:
+            self._observe_end(record, dead)
         await self.system.events.emit(record)
         await delivery.ack()
 
@@ -178,13 +206,16 @@ class Worker:
             job_id = found[1].decode()
             record = await self.system.state.get(job_id)
             if record is not None and not record.status.terminal:
-                last = f"; last error: {record.error.message}" if record.error else ""
-                error = JobError("MaxAttempts", f"no worker finished the job in {deliveries} attempts (each "
-                                 f"worker died or lost its lease){last}", False)
+                last = record.error
+                error = JobError(last.code if last else "MaxAttempts",
+                                 f"no worker finished the job in {deliveries} attempts (each worker died, lost its "
+                                 f"lease or failed){'; last error: ' + last.message if last else ''}",
+                                 last.retryable if last else False)
                 record, changed = await self.system.state.transition(
                     job_id, lambda r: r.with_status(JobStatus.FAILED, error=error))
                 if changed:
                     await self.system.dead.publish(record.id, record.to_bytes())
+                    self._observe_end(record, dead=True)
                     await self.system.events.emit(record)
         await self.system.jobs.remove(sequence)
 

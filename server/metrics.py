@@ -67,6 +67,38 @@ class ServiceMetrics:
             ["reason"], namespace=NAMESPACE, registry=r,
         )
 
+        # separation jobs (stemserve.jobs): the queue, workers, webhooks
+        self.jobs = Counter(
+            "jobs", "Jobs that reached a state, by state (QUEUED counts submits).",
+            ["state"], namespace=NAMESPACE, registry=r,
+        )
+        self.job_queue_depth = Gauge(
+            "job_queue_depth", "Jobs in the queue not yet acknowledged (waiting or running).",
+            namespace=NAMESPACE, registry=r,
+        )
+        self.job_queue_wait = Histogram(
+            "job_queue_wait_seconds", "Time from submit to the start of a job's attempt.",
+            namespace=NAMESPACE, buckets=REQUEST_BUCKETS_S, registry=r,
+        )
+        self.job_run_time = Histogram(
+            "job_run_duration_seconds", "Time of a job's attempt, start to its end.",
+            ["state"], namespace=NAMESPACE, buckets=REQUEST_BUCKETS_S, registry=r,
+        )
+        self.job_attempts = Counter(
+            "job_attempts", "Job attempts started by workers.", namespace=NAMESPACE, registry=r,
+        )
+        self.jobs_dead_lettered = Counter(
+            "jobs_dead_lettered", "Jobs FAILED after their last attempt and dead-lettered.",
+            namespace=NAMESPACE, registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "webhook_deliveries", "Webhook POSTs, by outcome (ok: 2xx; failed: retried later).",
+            ["outcome"], namespace=NAMESPACE, registry=r,
+        )
+        self.busy_workers = Gauge(
+            "busy_workers", "Worker slots running a job now.", namespace=NAMESPACE, registry=r,
+        )
+
     def observe_inference(self, backend: str, seconds: float, nb_windows: int) -> None:
         per_window = seconds / max(nb_windows, 1)
         child = self.window_inference.labels(backend=backend)

@@ -34,14 +34,19 @@ def auth(name: str):
 
 
 def test_sigkill_mid_job_completes_exactly_once(jobs_server, repo, tmp_path):
+    from tests.integration.test_jobs_webhooks import SECRET, Receiver, wait_for_events
+
+    receiver = Receiver(down_for_s=0.0)
     server = jobs_server(worker=False)
     stub = server.stub
     url = server.system.embedded.url
-    workers = [worker_process(tmp_path, repo, url, cache_dir=tmp_path / "cache") for _ in range(2)]
+    workers = [worker_process(tmp_path, repo, url, cache_dir=tmp_path / "cache",
+                              env_extra={"STEMSERVE_WEBHOOK_SECRET": SECRET}) for _ in range(2)]
     try:
         song = wav_bytes(240.0, seed=3)
         sha = upload(stub, song, chunk=1 << 20)
-        job = submit(stub, input=jpb.JobInput(upload_id=sha), model="split5", stems=5).job
+        job = submit(stub, input=jpb.JobInput(upload_id=sha), model="split5", stems=5,
+                     webhook=jpb.Webhook(url=receiver.url)).job
         wait_job(stub, job.id, until=lambda j: j.status == jpb.JOB_STATUS_RUNNING and j.progress > 0.1)
         victim = next(w for w in workers if running_on(server, job.id).endswith(f"-{w.pid}"))
         os.kill(victim.pid, signal.SIGKILL)
@@ -56,6 +61,9 @@ def test_sigkill_mid_job_completes_exactly_once(jobs_server, repo, tmp_path):
         time.sleep(2.5)
         assert server.call(server.system.jobs.depth()) == 0
         assert stub.GetJob(jpb.JobRequest(job_id=job.id)).updated_at_unix_s == done.updated_at_unix_s
+        # the completed webhook arrived; any repeat has the same event id
+        wait_for_events(receiver, {f"{job.id}.succeeded"})
+        assert {h["webhook-id"] for h, _ in receiver.accepted} == {f"{job.id}.succeeded"}
     finally:
         for worker in workers:
             stop_process(worker)

@@ -81,7 +81,8 @@ class JobsServer:
             await self.server.start()
             await self.server.warm_up()
             if self.with_worker:
-                self.worker = Worker(self.system, self.server.pool, decode_limits(self.settings), name="in-process")
+                self.worker = Worker(self.system, self.server.pool, decode_limits(self.settings), name="in-process",
+                                     metrics=self.server.metrics)
                 self.worker_task = asyncio.create_task(self.worker.run())
 
         self.call(build())
