@@ -16,6 +16,7 @@ import signal
 from collections.abc import Sequence
 
 from stemserve.client.proto_gen import jobs_pb2_grpc as jpb_grpc
+from stemserve.core.errors import InvalidOptionError
 from stemserve.core.settings import Settings
 from stemserve.jobs.config import JobsConfig
 from stemserve.jobs.service import SERVICE_NAME, JobsService
@@ -73,11 +74,10 @@ async def drain(workers: Sequence[Worker], tasks: Sequence[asyncio.Task], grace_
 
 
 def model_pool(settings: Settings, metrics: ServiceMetrics) -> ModelPool:
-    """The worker's models: in process, or on the Triton fleet of ``triton_url`` (comma-separated)."""
+    """The worker's models: in process, or on the Triton server of ``triton_url``."""
     if "," in settings.triton_url:
-        from stemserve.jobs.fleet import fleet_pool
-
-        return fleet_pool(settings, metrics)
+        raise InvalidOptionError(f"triton_url must be one HOST:PORT for now (a fleet of several is not built yet), "
+                                 f"not {settings.triton_url!r}")
     return ModelPool.from_settings(settings, metrics)
 
 
