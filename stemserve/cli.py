@@ -1,4 +1,4 @@
-"""The ``stemserve`` command line: ``separate``, ``models``, ``serve`` and ``triton``.
+"""The ``stemserve`` command line: ``separate``, ``models``, ``serve``, ``worker`` and ``triton``.
 
 Exit codes (README, "Exit codes"): 0 done, 1 unexpected failure, 2 usage (flags, options,
 model, a missing extra), 3 bad input, 4 stems could not be written, 5 server or backend
@@ -38,7 +38,8 @@ DEFAULTS = SeparationOptions()  # the one source of the option defaults
 SETTING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 HELP = argparse.ArgumentDefaultsHelpFormatter
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
-EXTRAS = {"grpc": "server", "grpc_health": "server", "prometheus_client": "server", "tritonclient": "triton"}
+EXTRAS = {"grpc": "server", "grpc_health": "server", "prometheus_client": "server", "tritonclient": "triton",
+          "nats": "jobs", "boto3": "jobs"}
 SERVE_SETTINGS = ("host", "port", "metrics_port", "models", "api_keys_file", "max_songs_in_flight",
                   "max_songs_per_key", "cache_dir", "cache_max_bytes", "tls_cert", "tls_key", "triton_url")
 
@@ -124,6 +125,11 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path, help=_setting("PEM private key", "tls_key"))
     serve.add_argument("--triton", dest="triton_url", metavar="HOST:PORT",
                        help=_setting("run the models on this Triton server", "triton_url"))
+    from stemserve.jobs import cli as jobs_cli  # light: argparse and settings
+
+    jobs_cli.add_serve_flags(serve)
+    worker = jobs_cli.add_commands(commands)
+    _common(worker, top=False)
 
     triton = commands.add_parser("triton", formatter_class=HELP,
                                  help="serve the repository's CPU variant on Triton (the triton extra)")
@@ -198,6 +204,10 @@ def _models(settings: Settings) -> int:
 def _run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name, None) for name in SERVE_SETTINGS}
     settings = Settings.load({"model_repository": args.model_repository, **overrides})
+    if args.command == "worker" or (args.command == "serve" and args.jobs):
+        from stemserve.jobs.cli import run as run_jobs
+
+        return run_jobs(args, settings)
     if args.command == "serve":
         import asyncio
 
