@@ -43,3 +43,20 @@ class BackendUnavailableError(StemserveError):
 
 class DeadlineExceededError(StemserveError):
     """The caller's deadline passed before the work finished."""
+
+
+class RetryLaterError(ResourceExhaustedError):
+    """A limit that frees up by itself (a full queue, a key's running jobs): retry after
+    ``retry_after_s`` seconds (sent as the ``retry-after-s`` trailing metadata)."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class NotFoundError(StemserveError):
+    """No object of that id for this caller (a job, an upload, a stem)."""
+
+
+class FailedPreconditionError(StemserveError):
+    """The object is not in a state that allows the call (stems of an unfinished job...)."""

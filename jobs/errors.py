@@ -1,5 +1,5 @@
-"""The jobs system's errors: subclasses of the one root (``core/errors.py``), and the gRPC
-status of those that have no status of their own in ``server/status.py`` yet.
+"""The jobs system's errors: subclasses of ``core/errors.py``'s classes, so that
+``server/status.py`` (the one boundary) gives each its gRPC status.
 
 Whether a failed attempt is worth another one is decided here too (:func:`is_retryable`):
 the store or the backend being down, a download failing or the broker timing out are;
@@ -8,16 +8,21 @@ bad input, bad options, an unknown model are not.
 
 from __future__ import annotations
 
-import grpc
-from stemserve.core.errors import BackendUnavailableError, DeadlineExceededError, StemserveError
+from stemserve.core.errors import (
+    BackendUnavailableError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    NotFoundError,
+    StemserveError,
+)
 from stemserve.jobs.broker import BrokerUnavailable
 
 
-class JobNotFoundError(StemserveError):
+class JobNotFoundError(NotFoundError):
     """No job (or stem, or upload) of that id for this caller."""
 
 
-class JobStateError(StemserveError):
+class JobStateError(FailedPreconditionError):
     """The job is not in a state that allows the call (stems of an unfinished job...)."""
 
 
@@ -28,11 +33,6 @@ class StoreUnavailableError(BackendUnavailableError):
 class InputUnavailableError(BackendUnavailableError):
     """The job's input URL could not be fetched (yet)."""
 
-
-JOB_STATUS_CODES: dict[type[StemserveError], grpc.StatusCode] = {
-    JobNotFoundError: grpc.StatusCode.NOT_FOUND,
-    JobStateError: grpc.StatusCode.FAILED_PRECONDITION,
-}
 
 RETRYABLE = (BackendUnavailableError, BrokerUnavailable, OSError, TimeoutError)
 

@@ -31,13 +31,14 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from stemserve.core.errors import ResourceExhaustedError
+from stemserve.core.errors import RetryLaterError
 from stemserve.jobs.broker import BrokerUnavailable, Conflict, DeadLetterHandler, QueueConfig
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRY_FOR_S = 20.0  # a 3-node cluster elects a new stream leader in about 5 s
+FULL_RETRY_AFTER_S = 5.0  # the retry hint of a submit to a full queue
 TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
              nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError,
              nats.errors.ConnectionReconnectingError, asyncio.TimeoutError)
@@ -144,8 +145,8 @@ class JetStreamQueue:
             ack = await retrying(send, f"publish {message_id}")
         except nats.js.errors.APIError as exc:
             if "maximum" in (exc.description or ""):  # the stream's max_msgs bound
-                raise ResourceExhaustedError(f"the queue {self.config.stream} is full ({exc.description}); "
-                                             "retry later") from exc
+                raise RetryLaterError(f"the queue {self.config.stream} is full ({exc.description}); retry after "
+                                      f"{FULL_RETRY_AFTER_S} s", retry_after_s=FULL_RETRY_AFTER_S) from exc
             raise
         return not ack.duplicate
 

@@ -2,7 +2,7 @@
 
 Every call authenticates (the key's name owns the jobs it submits: another key sees none of
 them), then works on the shared state (``jobs/state.py``) and store; errors cross to gRPC
-statuses at :func:`abort_job_call` only (RESOURCE_EXHAUSTED carries ``retry-after-s``).
+statuses at ``server/status.py`` only (RESOURCE_EXHAUSTED carries ``retry-after-s``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import grpc
 from stemserve.client.proto_gen import jobs_pb2 as jpb
 from stemserve.client.proto_gen import jobs_pb2_grpc as jpb_grpc
-from stemserve.core.errors import InvalidAudioError, ResourceExhaustedError, StemserveError
-from stemserve.jobs.errors import JOB_STATUS_CODES, JobStateError
+from stemserve.core.errors import InvalidAudioError, StemserveError
+from stemserve.jobs.errors import JobStateError
 from stemserve.jobs.messages import event_to_proto, job_to_proto
 from stemserve.jobs.records import JobError, JobStatus
-from stemserve.jobs.submit import RETRY_AFTER_S, Submitter
+from stemserve.jobs.submit import Submitter
 from stemserve.jobs.system import JobSystem
 from stemserve.server.auth import ApiKeys
 from stemserve.server.metrics import ServiceMetrics
@@ -35,16 +35,6 @@ CHUNK_BYTES = 1 << 20
 DEFAULT_PAGE = 50
 
 
-async def abort_job_call(context: grpc.aio.ServicerContext, exc: Exception, metrics: ServiceMetrics) -> None:
-    if isinstance(exc, ResourceExhaustedError):
-        context.set_trailing_metadata((("retry-after-s", str(RETRY_AFTER_S)),))
-    for cls, code in JOB_STATUS_CODES.items():
-        if isinstance(exc, cls):
-            log.info("jobs call failed with %s: %s", code.name, exc)
-            await context.abort(code, str(exc))
-    await abort_with_status(context, exc, metrics)
-
-
 def _guard(method):
     """The one error boundary of each unary handler."""
 
@@ -54,7 +44,7 @@ def _guard(method):
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - every error gets its status
-            await abort_job_call(context, exc, self.metrics)
+            await abort_with_status(context, exc, self.metrics)
 
     handler.__name__ = method.__name__
     return handler
@@ -127,7 +117,7 @@ class JobsService(jpb_grpc.JobsServicer):
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - every error gets its status
-            await abort_job_call(context, exc, self.metrics)
+            await abort_with_status(context, exc, self.metrics)
 
     @_guard
     async def CancelJob(self, request, context):
@@ -173,7 +163,7 @@ class JobsService(jpb_grpc.JobsServicer):
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - every error gets its status
-            await abort_job_call(context, exc, self.metrics)
+            await abort_with_status(context, exc, self.metrics)
 
 
 __all__ = ["SERVICE_NAME", "JobsService", "StemserveError"]

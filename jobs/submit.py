@@ -15,7 +15,7 @@ import time
 import uuid
 
 from stemserve.client.proto_gen import jobs_pb2 as jpb
-from stemserve.core.errors import InvalidOptionError, ResourceExhaustedError
+from stemserve.core.errors import InvalidOptionError, ResourceExhaustedError, RetryLaterError
 from stemserve.jobs.broker import BrokerUnavailable
 from stemserve.jobs.errors import JobNotFoundError, JobStateError
 from stemserve.jobs.messages import options_from_request, options_to_dict
@@ -140,15 +140,15 @@ class Submitter:
         config, state = self.config, self.system.state
         depth = await self.system.jobs.depth()
         if depth >= config.max_queued_jobs:
-            raise ResourceExhaustedError(f"the queue holds at most {config.max_queued_jobs} jobs, got a submit while "
-                                         f"{depth} are queued; retry after {RETRY_AFTER_S} s")
+            raise RetryLaterError(f"the queue holds at most {config.max_queued_jobs} jobs, got a submit while "
+                                  f"{depth} are queued; retry after {RETRY_AFTER_S} s", retry_after_s=RETRY_AFTER_S)
 
         def check(active: dict[str, str]) -> None:
             queued = sum(1 for status in active.values() if status == JobStatus.QUEUED.value)
             if queued >= config.max_queued_per_key:
-                raise ResourceExhaustedError(
+                raise RetryLaterError(
                     f"API key {record.owner!r} may have at most {config.max_queued_per_key} queued jobs, got a "
-                    f"submit while {queued} are queued; retry after {RETRY_AFTER_S} s")
+                    f"submit while {queued} are queued; retry after {RETRY_AFTER_S} s", retry_after_s=RETRY_AFTER_S)
 
         try:
             await state.set_active(record.owner, record.id, JobStatus.QUEUED, check)

@@ -3,7 +3,8 @@
 Library code raises ``StemserveError`` subclasses (``core/errors.py``); handlers let
 them through to :func:`abort_with_status`, which picks the status from :data:`STATUS_CODES`,
 counts rejected inputs, and aborts the call with the exception's message (which already
-says what was expected and what was got). Anything else is a bug: it is logged with its
+says what was expected and what was got); a :class:`RetryLaterError` also sends its hint as
+the ``retry-after-s`` trailing metadata. Anything else is a bug: it is logged with its
 traceback and the caller gets INTERNAL without internals.
 """
 
@@ -17,11 +18,14 @@ from stemserve.core.errors import (
     AuthenticationError,
     BackendUnavailableError,
     DeadlineExceededError,
+    FailedPreconditionError,
     InvalidAudioError,
     InvalidOptionError,
     ModelConfigError,
     ModelNotFoundError,
+    NotFoundError,
     ResourceExhaustedError,
+    RetryLaterError,
     StemserveError,
 )
 from stemserve.server.metrics import ServiceMetrics
@@ -37,7 +41,10 @@ STATUS_CODES: dict[type[StemserveError], grpc.StatusCode] = {
     BackendUnavailableError: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     ModelConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    NotFoundError: grpc.StatusCode.NOT_FOUND,
+    FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
 }
+RETRY_AFTER_KEY = "retry-after-s"  # trailing metadata of a RetryLaterError: whole seconds
 INTERNAL_MESSAGE = "internal error while serving the request; the server log has the details"
 
 
@@ -67,6 +74,8 @@ async def abort_with_status(
         reason = rejection_reason(exc)
         if reason is not None:
             metrics.rejected_inputs.labels(reason=reason).inc()
+        if isinstance(exc, RetryLaterError):
+            context.set_trailing_metadata(((RETRY_AFTER_KEY, f"{exc.retry_after_s:g}"),))
         log.info("request failed with %s: %s", code.name, exc)
         await context.abort(code, str(exc))
     log.error("unexpected error while serving a request", exc_info=exc)
