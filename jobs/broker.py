@@ -37,7 +37,7 @@ class QueueConfig:
     subject: str
     consumer: str  # one durable consumer shared by every worker of the queue
     lease_s: float  # a delivery not acked or extended within this time is redelivered
-    max_attempts: int  # deliveries before the message is dead-lettered
+    max_attempts: int  # deliveries before the message is dead-lettered; -1: no bound
     dedup_window_s: float = 600.0
     max_messages: int = -1  # -1: unbounded; else publishes beyond it are refused
     replicas: int = 1

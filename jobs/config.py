@@ -66,8 +66,10 @@ class JobsConfig:
 
     @property
     def jobs_queue(self) -> QueueConfig:
+        # attempts are counted in the job record (jobs/worker.py): a job nak'ed while its key is at its
+        # running limit has not used one, so the queue itself redelivers without a bound (-1)
         return QueueConfig(stream=JOBS_STREAM, subject=JOBS_SUBJECT, consumer="workers", lease_s=self.lease_s,
-                           max_attempts=self.max_attempts, max_messages=self.max_queued_jobs,
+                           max_attempts=-1, max_messages=self.max_queued_jobs,
                            replicas=self.replicas)
 
     @property

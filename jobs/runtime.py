@@ -19,6 +19,7 @@ from stemserve.client.proto_gen import jobs_pb2_grpc as jpb_grpc
 from stemserve.core.errors import InvalidOptionError
 from stemserve.core.settings import Settings
 from stemserve.jobs.config import JobsConfig
+from stemserve.jobs.limits import SharedRunningLimit
 from stemserve.jobs.service import SERVICE_NAME, JobsService
 from stemserve.jobs.system import JobSystem
 from stemserve.jobs.worker import Worker
@@ -38,6 +39,8 @@ def jobs_extension(system: JobSystem, settings: Settings) -> Extension:
     def register(server, parts: ServerParts) -> Sequence[str]:
         service = JobsService(system, parts.keys, parts.metrics, parts.default_model, settings.max_upload_bytes)
         jpb_grpc.add_JobsServicer_to_server(service, server)
+        # a key's sync songs and running jobs count together against max_running_per_key
+        parts.limits.shared = SharedRunningLimit(system.state, system.config.max_running_per_key)
         return [SERVICE_NAME]
 
     return register

@@ -5,8 +5,9 @@ on any machine agree:
   retries when another writer won, and never changes a terminal record;
 - ``idem.<owner>.<sha of key>``: the job an idempotency key made (the first submit wins);
 - ``index.<owner>.<created ns>.<id>``: listing per key, in creation order;
-- ``active.<owner>``: the owner's queued and running jobs ({id: status}), for the per-key
-  limits; entries of jobs found finished are pruned when the set is read;
+- ``active.<owner>``: the owner's queued and running jobs ({id: status}) and songs of the sync
+  RPCs in flight (``sync-<expiry>-<n>``: ``SYNC``), for the per-key limits; entries of jobs
+  found finished, and sync entries past their expiry (a front end that died), are pruned;
 - ``inflight.<owner>.<result key>``: the job computing a result, joined by identical submits;
 - ``result.<result key>``: a finished result (stems and record) by its cache key;
 - ``model.<name>``: what workers serve (version, stems), published when a worker starts.
@@ -25,6 +26,27 @@ from stemserve.jobs.errors import JobNotFoundError
 from stemserve.jobs.records import JobRecord, JobStatus
 
 MAX_CAS_TRIES = 50
+SYNC = "SYNC"  # the status of a sync song's entry in an owner's active set
+SYNC_PREFIX = "sync-"
+
+
+def sync_entry(expires_at: float, nonce: str) -> str:
+    """The active-set id of one sync song, holding its expiry (whole unix seconds)."""
+    return f"{SYNC_PREFIX}{int(expires_at)}-{nonce}"
+
+
+def sync_expired(entry_id: str, now: float) -> bool:
+    try:
+        return int(entry_id[len(SYNC_PREFIX):].split("-", 1)[0]) <= now
+    except ValueError:
+        return True
+
+
+def running_count(active: dict[str, str], now: float, exclude: str = "") -> int:
+    """What ``max_running_per_key`` counts: the owner's running jobs (but ``exclude``) and its
+    sync songs in flight (unexpired)."""
+    return sum(1 for entry, status in active.items() if entry != exclude and (
+        status == JobStatus.RUNNING.value or (status == SYNC and not sync_expired(entry, now))))
 
 
 def token(text: str) -> str:
@@ -107,10 +129,10 @@ class JobState:
         found = await self.kv.get(f"active.{token(owner)}")
         return {} if found is None else json.loads(found[0])
 
-    async def set_active(self, owner: str, job_id: str, status: JobStatus | None,
+    async def set_active(self, owner: str, job_id: str, status: JobStatus | str | None,
                          check: Callable[[dict[str, str]], None] | None = None) -> None:
-        """Add, change (``status``) or remove (None) one job of the owner's active set;
-        ``check`` sees the set first and may refuse by raising (the limits)."""
+        """Add, change (``status``) or remove (None) one job (or sync song) of the owner's
+        active set; ``check`` sees the set first and may refuse by raising (the limits)."""
         key = f"active.{token(owner)}"
         for _ in range(MAX_CAS_TRIES):
             found = await self.kv.get(key)
@@ -121,7 +143,7 @@ class JobState:
             if status is None:
                 wanted.pop(job_id, None)
             else:
-                wanted[job_id] = status.value
+                wanted[job_id] = status if isinstance(status, str) else status.value
             if wanted == current:
                 return
             try:
@@ -133,8 +155,14 @@ class JobState:
         raise Conflict(f"the active jobs of {owner!r} kept changing")
 
     async def prune_active(self, owner: str) -> dict[str, str]:
-        """Drop jobs that finished (or vanished) without leaving the set (a crash between writes)."""
-        for job_id in list(await self.active(owner)):
+        """Drop jobs that finished (or vanished) without leaving the set (a crash between
+        writes), and sync songs past their expiry."""
+        now = time.time()
+        for job_id, status in list((await self.active(owner)).items()):
+            if status == SYNC:
+                if sync_expired(job_id, now):
+                    await self.set_active(owner, job_id, None)
+                continue
             record = await self.get(job_id)
             if record is None or record.status.terminal:
                 await self.set_active(owner, job_id, None)

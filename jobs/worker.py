@@ -9,8 +9,11 @@ complete result for its cache key finishes it without computing -> separate -> s
 the marker, to the store -> SUCCEEDED -> event -> ack. A failed attempt that is retryable
 goes back to QUEUED and is nak'ed with a doubling delay within the deadline; the last
 attempt, or a non-retryable error, is FAILED and dead-lettered. A worker that dies leaves
-its delivery un-acked: the queue hands it to another worker after the lease; after the
-last attempt the max-deliveries advisory makes it FAILED (:meth:`Worker.dead_letter`).
+its delivery un-acked: the queue hands it to another worker after the lease; a delivery of
+a job whose last attempt was running is FAILED and dead-lettered. Attempts are counted in
+the job record, not by the queue: a job held back by its key's running limit is nak'ed
+without using one (the job queue redelivers without a bound; a queue with
+``max_attempts`` still reports to :meth:`Worker.dead_letter`).
 
 SIGTERM drains: no new pulls, jobs in flight finish within the grace period; those that do
 not are left to their lease.
@@ -35,6 +38,7 @@ from stemserve.jobs.errors import error_code, is_retryable
 from stemserve.jobs.inputs import fetch_input
 from stemserve.jobs.records import JobError, JobRecord, JobStatus
 from stemserve.jobs.results import read_result, result_changes, result_key_for, write_result
+from stemserve.jobs.state import running_count
 from stemserve.jobs.system import JobSystem
 from stemserve.pipeline.options import SeparationOptions
 from stemserve.pipeline.run import separate
@@ -125,13 +129,15 @@ class Worker:
             await self._settle(delivery, JobStatus.EXPIRED, DeadlineExceededError("the job's deadline passed "
                                                                                    "before it ran"))
             return
-        running = sum(1 for jid, s in (await state.active(record.owner)).items()
-                      if s == JobStatus.RUNNING.value and jid != job_id)
-        if running >= self.config.max_running_per_key:
-            await delivery.nak(delay_s=self.config.retry_backoff_s)  # the key's other jobs first
+        if record.status is JobStatus.RUNNING and record.attempt >= record.max_attempts:
+            await self._lost_last_attempt(delivery, record)  # its last attempt's worker died
+            return
+        running = running_count(await state.active(record.owner), time.time(), exclude=job_id)
+        if running >= self.config.max_running_per_key:  # its other jobs and sync songs first
+            await delivery.nak(delay_s=self.config.retry_backoff_s)  # not an attempt: the record counts those
             return
         record, changed = await state.transition(job_id, lambda r: r.with_status(
-            JobStatus.RUNNING, attempt=delivery.attempt, started_at=time.time(), worker=self.name,
+            JobStatus.RUNNING, attempt=r.attempt + 1, started_at=time.time(), worker=self.name,
             sequence=delivery.sequence, progress=0.0))
         if not changed:  # canceled meanwhile
             await self.system.events.emit(record)
@@ -178,14 +184,15 @@ class Worker:
             await self._settle(delivery, JobStatus.EXPIRED, exc)
             return
         remaining = record.deadline_at - time.time() if record.deadline_at else float("inf")
-        delay = min(self.config.retry_backoff_s * 2 ** (delivery.attempt - 1), max(remaining, 0.0))
-        if is_retryable(exc) and delivery.attempt < record.max_attempts and remaining > delay:
-            log.warning("job %s attempt %d failed (%s); retrying in %.1f s", job_id, delivery.attempt, exc, delay)
+        attempt = max(record.attempt, 1)
+        delay = min(self.config.retry_backoff_s * 2 ** (attempt - 1), max(remaining, 0.0))
+        if is_retryable(exc) and attempt < record.max_attempts and remaining > delay:
+            log.warning("job %s attempt %d failed (%s); retrying in %.1f s", job_id, attempt, exc, delay)
             error = JobError(error_code(exc), str(exc), True)
             await state.transition(job_id, lambda r: r.with_status(JobStatus.QUEUED, error=error, progress=0.0))
             await delivery.nak(delay_s=delay)
             return
-        log.warning("job %s failed on attempt %d: %s", job_id, delivery.attempt, exc)
+        log.warning("job %s failed on attempt %d: %s", job_id, attempt, exc)
         await self._settle(delivery, JobStatus.FAILED, exc, dead=True)
 
     async def _settle(self, delivery: Delivery, status: JobStatus, exc: BaseException, dead: bool = False) -> None:
@@ -196,6 +203,21 @@ class Worker:
             await self.system.dead.publish(record.id, record.to_bytes())
         if changed:
             self._observe_end(record, dead)
+        await self.system.events.emit(record)
+        await delivery.ack()
+
+    async def _lost_last_attempt(self, delivery: Delivery, record: JobRecord) -> None:
+        """The job's last attempt was running when its worker died (or lost its lease)."""
+        last = record.error
+        error = JobError(last.code if last else "MaxAttempts",
+                         f"no worker finished the job in {record.attempt} attempts (each worker died, lost its "
+                         f"lease or failed){'; last error: ' + last.message if last else ''}",
+                         last.retryable if last else False)
+        record, changed = await self.system.state.transition(
+            record.id, lambda r: r.with_status(JobStatus.FAILED, error=error))
+        if changed:
+            await self.system.dead.publish(record.id, record.to_bytes())
+            self._observe_end(record, dead=True)
         await self.system.events.emit(record)
         await delivery.ack()
 

@@ -4,16 +4,33 @@ A request over either limit is refused at once with ResourceExhaustedError (gRPC
 RESOURCE_EXHAUSTED) instead of queueing: the caller decides whether to retry, and a slow
 song never holds a connection waiting behind others. Without authentication every caller
 is anonymous and only the global limit applies.
+
+With the Jobs service, a key's running jobs and its sync songs share one more limit
+(``max_running_per_key``), kept across processes by the jobs system: it sets
+:attr:`ConcurrencyLimits.shared`, and every sync song also holds a place there
+(:meth:`ConcurrencyLimits.shared_slot`) while it runs.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Protocol
 
 from stemserve.core.errors import InvalidOptionError, ResourceExhaustedError
+
+ANONYMOUS = "anonymous"  # the owner of calls without a key (the jobs system's name too)
+
+
+class SharedKeyLimit(Protocol):
+    """A per-key limit held across processes (``stemserve.jobs.limits``)."""
+
+    async def acquire(self, key: str) -> object:
+        """Hold one place of ``key``; ResourceExhaustedError when it has none free."""
+
+    async def release(self, key: str, token: object) -> None: ...
 
 
 class ConcurrencyLimits:
@@ -27,6 +44,7 @@ class ConcurrencyLimits:
         self._lock = threading.Lock()
         self._total = 0
         self._per_key: Counter[str] = Counter()
+        self.shared: SharedKeyLimit | None = None
 
     @property
     def in_flight(self) -> int:
@@ -61,3 +79,17 @@ class ConcurrencyLimits:
                     self._per_key[key] -= 1
                     if not self._per_key[key]:
                         del self._per_key[key]
+
+    @asynccontextmanager
+    async def shared_slot(self, key: str | None) -> AsyncIterator[None]:
+        """Hold a place of ``key`` (None: anonymous) in the shared limit, if one is set."""
+        shared = self.shared
+        if shared is None:
+            yield
+            return
+        owner = ANONYMOUS if key is None else key
+        token = await shared.acquire(owner)
+        try:
+            yield
+        finally:
+            await shared.release(owner, token)

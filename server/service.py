@@ -1,6 +1,7 @@
 """The ``stemserve.v1.Separation`` handlers: bytes in, stems out, over gRPC.
 
-A separation request: authenticate -> take a song slot (per key and global) -> read the
+A separation request: authenticate -> take a song slot (per key and global; with the Jobs
+service also a place among the key's running jobs, ``server/limits.py``) -> read the
 options -> receive the upload into a work file (hashing it, refusing it as soon as it is
 over the size limit) -> cache lookup -> on a miss: read the header (duration limit) and
 separate in a worker thread, relaying its progress and the stem bytes already encoded
@@ -88,12 +89,13 @@ class SeparationService(pb_grpc.SeparationServicer):
         try:
             key = self.keys.authenticate(context.invocation_metadata())
             with self.limits.slot(key):
-                self.metrics.songs_in_flight.inc()
-                try:
-                    async for response in self._separate(rpc, requests, context):
-                        yield response
-                finally:
-                    self.metrics.songs_in_flight.dec()
+                async with self.limits.shared_slot(key):  # with the key's running jobs, when jobs are served
+                    self.metrics.songs_in_flight.inc()
+                    try:
+                        async for response in self._separate(rpc, requests, context):
+                            yield response
+                    finally:
+                        self.metrics.songs_in_flight.dec()
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - the one boundary: every error gets its status
