@@ -45,8 +45,8 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
     worker = subparsers.add_parser("worker", formatter_class=HELP,
                                    help="run separation jobs from the queue (needs the jobs extra)")
     worker.add_argument("--models", help="comma-separated models to load (default: every model)")
-    worker.add_argument("--triton", dest="triton_url", metavar="HOST:PORT",
-                        help="run the models on this Triton server")
+    worker.add_argument("--triton", dest="triton_url", metavar="HOST:PORT[,HOST:PORT...]",
+                        help="run the models on this Triton server, or spread windows over several (a fleet)")
     worker.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (0: a free one)")
     worker.add_argument("--cache-dir", type=Path, help="folder for work files (and the embedded store)")
     _add_job_flags(worker)

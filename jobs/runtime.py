@@ -16,7 +16,6 @@ import signal
 from collections.abc import Sequence
 
 from stemserve.client.proto_gen import jobs_pb2_grpc as jpb_grpc
-from stemserve.core.errors import InvalidOptionError
 from stemserve.core.settings import Settings
 from stemserve.jobs.config import JobsConfig
 from stemserve.jobs.limits import SharedRunningLimit
@@ -77,11 +76,15 @@ async def drain(workers: Sequence[Worker], tasks: Sequence[asyncio.Task], grace_
 
 
 def model_pool(settings: Settings, metrics: ServiceMetrics) -> ModelPool:
-    """The worker's models: in process, or on the Triton server of ``triton_url``."""
-    if "," in settings.triton_url:
-        raise InvalidOptionError(f"triton_url must be one HOST:PORT for now (a fleet of several is not built yet), "
-                                 f"not {settings.triton_url!r}")
-    return ModelPool.from_settings(settings, metrics)
+    """The worker's models: in process, on the Triton server of ``triton_url``, or on the
+    fleet of its comma-separated servers (``backends/fleet.py``)."""
+    if "," not in settings.triton_url:
+        return ModelPool.from_settings(settings, metrics)
+    from stemserve.backends.fleet import triton_fleet_backends
+    from stemserve.core.model_config import require_models
+
+    names = settings.model_names or require_models(settings.model_repository)
+    return ModelPool(names, triton_fleet_backends(settings.triton_url), metrics)
 
 
 async def run_worker(settings: Settings, config: JobsConfig) -> None:
