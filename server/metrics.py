@@ -21,6 +21,9 @@ NAMESPACE = "stemserve"
 REQUEST_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 # processing time / audio duration: < 1 is faster than real time
 REAL_TIME_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
+# the job metrics' names (stemserve.jobs; each has a panel in deploy/grafana/stemserve-triton.json)
+JOB_METRICS = ("jobs", "job_queue_depth", "job_queue_wait_seconds", "job_run_duration_seconds", "job_attempts",
+               "jobs_dead_lettered", "webhook_deliveries", "busy_workers")
 WINDOW_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 

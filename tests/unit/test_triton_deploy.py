@@ -1,4 +1,5 @@
-"""The Grafana dashboard in deploy/ queries only metrics the front end exports."""
+"""The Grafana dashboard in deploy/ queries only metrics the front end exports, and charts
+every job metric."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from pathlib import Path
 
 from prometheus_client.metrics_core import Metric
-from stemserve.server.metrics import ServiceMetrics
+from stemserve.server.metrics import JOB_METRICS, NAMESPACE, ServiceMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "stemserve-triton.json"
 SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("_total",), "gauge": ("",)}
@@ -42,3 +43,14 @@ def test_dashboard_charts_latency_rtf_queue_compute_batch_and_songs_in_flight():
         "nv_inference_count",
     ):
         assert name in used
+
+
+def test_dashboard_charts_every_job_metric():
+    families = {family.name: family for family in ServiceMetrics().registry.collect()}
+    job_like = {name.removeprefix(f"{NAMESPACE}_") for name in families
+                if any(word in name for word in ("job", "webhook", "worker"))}
+    assert job_like == set(JOB_METRICS), "a job metric is missing from server.metrics.JOB_METRICS"
+    used = dashboard_metrics("stemserve_")
+    for name in JOB_METRICS:
+        family = families[f"{NAMESPACE}_{name}"]
+        assert set(exported_names(family)) & used, f"no panel charts {family.name}"
