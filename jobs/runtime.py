@@ -75,22 +75,10 @@ async def drain(workers: Sequence[Worker], tasks: Sequence[asyncio.Task], grace_
         await worker.close()
 
 
-def model_pool(settings: Settings, metrics: ServiceMetrics) -> ModelPool:
-    """The worker's models: in process, on the Triton server of ``triton_url``, or on the
-    fleet of its comma-separated servers (``backends/fleet.py``)."""
-    if "," not in settings.triton_url:
-        return ModelPool.from_settings(settings, metrics)
-    from stemserve.backends.fleet import triton_fleet_backends
-    from stemserve.core.model_config import require_models
-
-    names = settings.model_names or require_models(settings.model_repository)
-    return ModelPool(names, triton_fleet_backends(settings.triton_url), metrics)
-
-
 async def run_worker(settings: Settings, config: JobsConfig) -> None:
     metrics = ServiceMetrics()
     httpd, port = start_metrics_server(settings.metrics_port, metrics.registry)
-    pool = model_pool(settings, metrics)
+    pool = ModelPool.from_settings(settings, metrics)  # in process, or on Triton (a fleet: several addresses)
     await asyncio.to_thread(pool.load_and_warm)
     system = await JobSystem.open(config, name="stemserve-worker")
     worker = Worker(system, pool, decode_limits(settings), metrics=metrics)

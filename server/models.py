@@ -71,16 +71,6 @@ def local_backends(repository: Repository, intra_op_threads: int = 0) -> Backend
     return make
 
 
-def triton_backends(url: str) -> BackendFactory:
-    """Run models on a Triton server (the triton extra); metadata comes from Triton."""
-    from stemserve.backends.triton import TritonBackend, TritonClientConfig
-
-    def make(name: str) -> Backend:
-        return TritonBackend(name, TritonClientConfig(url=url))
-
-    return make
-
-
 class ModelPool:
     def __init__(self, names: list[str], factory: BackendFactory, metrics: ServiceMetrics) -> None:
         if not names:
@@ -107,7 +97,9 @@ class ModelPool:
             return cls.from_repository(settings.model_repository, settings.model_names, metrics,
                                        intra_op_threads=settings.intra_op_threads)
         names = settings.model_names or require_models(settings.model_repository)
-        return cls(names, triton_backends(settings.triton_url), metrics)
+        from stemserve.backends.fleet import triton_fleet_backends  # one server, or a fleet of several
+
+        return cls(names, triton_fleet_backends(settings.triton_url), metrics)
 
     @property
     def ready(self) -> bool:

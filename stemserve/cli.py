@@ -123,8 +123,9 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", type=Path, help=_setting("PEM certificate chain: TLS on (with --tls-key)",
                                                               "tls_cert"))
     serve.add_argument("--tls-key", type=Path, help=_setting("PEM private key", "tls_key"))
-    serve.add_argument("--triton", dest="triton_url", metavar="HOST:PORT",
-                       help=_setting("run the models on this Triton server", "triton_url"))
+    serve.add_argument("--triton", dest="triton_url", metavar="HOST:PORT[,HOST:PORT...]",
+                       help=_setting("run the models on Triton: one server, or a fleet whose ready servers "
+                                     "share each song's windows", "triton_url"))
     from stemserve.jobs import cli as jobs_cli  # light: argparse and settings
 
     jobs_cli.add_serve_flags(serve)

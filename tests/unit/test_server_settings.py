@@ -58,3 +58,28 @@ def test_triton_flag_selects_triton_backends_without_connecting(tmp_path):
     local = Settings.load({"model_repository": tmp_path / "empty"}, environ={})
     with pytest.raises(ModelNotFoundError, match="expected models .* found none"):
         ModelPool.from_settings(local, ServiceMetrics())
+
+
+def test_several_triton_addresses_make_a_fleet_for_the_service(tmp_path, monkeypatch):
+    from stemserve.backends import fleet
+    from stemserve.core.model_config import ModelSpec
+    from stemserve.server.metrics import ServiceMetrics
+    from stemserve.server.models import ModelPool
+
+    built = []
+
+    class FakeFleet:
+        name, device, max_batch_size, checks_readiness = "triton", "cpu", 1, True
+
+        def __init__(self, model, addresses, member) -> None:
+            built.append((model, list(addresses)))
+            self.spec = ModelSpec(name=model, stems=("vocals", "other"), sample_rate_hz=44_100, segment_samples=4_096)
+
+        def warm_up(self) -> None:
+            pass
+
+    monkeypatch.setattr(fleet, "TritonFleet", FakeFleet)
+    settings = Settings.load({"triton_url": "a:8001,b:8001", "models": "m1", "model_repository": tmp_path}, environ={})
+    pool = ModelPool.from_settings(settings, ServiceMetrics())
+    pool.load_and_warm()
+    assert built == [("m1", ["a:8001", "b:8001"])] and pool.get("m1").spec.name == "m1"
