@@ -22,6 +22,7 @@ def _note_hz(midi: float) -> float:
 
 def _envelope(nb: int, attack: int, decay_s: float, rate: int) -> np.ndarray:
     env = np.exp(-np.arange(nb) / (decay_s * rate))
+    attack = min(attack, nb)  # a note cut short by the song's end keeps the start of its attack
     env[:attack] *= np.linspace(0, 1, attack)
     return env
 

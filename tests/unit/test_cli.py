@@ -60,3 +60,11 @@ def test_models_lists_stems_and_versions(repo, capsys):
     listing = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
     assert listing["split4"]["stems"] == ["vocals", "drums", "bass", "other"]
     assert len(listing["split5"]["model_version"]) == 12
+
+
+def test_the_example_song_is_made_for_any_seed_and_length():
+    from stemserve.example import example_mix
+
+    for seed in (0, 5057, 12345):  # 5057 ends a vocal note within its attack at 8 s
+        mix = example_mix(8.0, seed=seed)
+        assert mix.shape == (8 * 44_100, 2) and abs(float(np.abs(mix).max()) - 0.8) < 1e-6
