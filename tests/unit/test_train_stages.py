@@ -11,7 +11,6 @@ import pytest
 from stemserve.train.reproduce import STAGES_DIR, StageError, load_stage, main, run_stage, stage_names
 
 SHIPPED = [f"stage{index:02d}" for index in range(1, 13)]
-TRIALS = ["stage13"]  # stages after the committed checkpoint that were not adopted
 
 
 def _dry_run(name: str, stages_dir: Path = STAGES_DIR) -> list[str]:
@@ -32,7 +31,7 @@ def _same(parsed: object, written: object) -> bool:
 
 
 def test_the_twelve_stages_chain_from_the_first_run_to_the_committed_checkpoint() -> None:
-    assert stage_names() == SHIPPED + TRIALS
+    assert stage_names() == SHIPPED
     stages = [load_stage(name) for name in SHIPPED]
     assert stages[0].init is None
     assert [stage.init for stage in stages[1:]] == SHIPPED[:-1]
@@ -40,16 +39,7 @@ def test_the_twelve_stages_chain_from_the_first_run_to_the_committed_checkpoint(
     assert stages[-1].steps[-1].command == "export_onnx"
 
 
-def test_a_trial_stage_starts_from_the_committed_model_and_writes_under_runs_only() -> None:
-    for name in TRIALS:
-        stage = load_stage(name)
-        assert stage.init == SHIPPED[-1] and stage.checkpoint.startswith("train/runs/")
-        for step in stage.steps:
-            assert step.command != "export_onnx"
-            assert not str(step.options.get("out", "")).startswith("train/checkpoints/")
-
-
-@pytest.mark.parametrize("name", SHIPPED + TRIALS)
+@pytest.mark.parametrize("name", SHIPPED)
 def test_the_dry_run_prints_each_step_with_the_values_its_stage_file_writes(name: str) -> None:
     written = tomllib.loads((STAGES_DIR / f"{name}.toml").read_text())
     lines = _dry_run(name)
