@@ -16,12 +16,14 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
 from stemserve.backends.base import Backend
+from stemserve.backends.deadline import ThreadDeadlines
 from stemserve.core.errors import BackendUnavailableError, DeadlineExceededError, InvalidOptionError, ModelConfigError
 from stemserve.core.model_config import ModelSpec
 
@@ -67,7 +69,7 @@ class TritonFleet:
         self.member_try_s, self.retry_initial_s, self.retry_max_s = member_try_s, retry_initial_s, retry_max_s
         self.deadline_s = deadline_s
         self.members = [Member(a) for a in addresses]
-        self._local = threading.local()
+        self._deadlines = ThreadDeadlines()  # per worker thread: the song's deadline
         self._turn = itertools.count()
         self._stop = threading.Event()
         errors = []
@@ -136,17 +138,9 @@ class TritonFleet:
     def ready(self) -> bool:
         return bool(self.ready_members())
 
-    @contextlib.contextmanager
-    def deadline(self, seconds: float | None) -> Iterator[None]:
-        if seconds is None:
-            yield
-            return
-        previous = getattr(self._local, "deadline", None)
-        self._local.deadline = time.monotonic() + seconds
-        try:
-            yield
-        finally:
-            self._local.deadline = previous
+    def deadline(self, seconds: float | None) -> AbstractContextManager[None]:
+        """Calls made by this thread inside the block finish within ``seconds`` from now."""
+        return self._deadlines.within(seconds)
 
     def close(self) -> None:
         self._stop.set()
@@ -158,9 +152,7 @@ class TritonFleet:
                     member.backend.close()
 
     def _deadline(self) -> float:
-        song = getattr(self._local, "deadline", None)
-        call = time.monotonic() + self.deadline_s
-        return call if song is None else min(song, call)
+        return self._deadlines.until(self.deadline_s)
 
     # -- members --------------------------------------------------------------------------
 

@@ -19,12 +19,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
+from stemserve.backends.deadline import ThreadDeadlines
 from stemserve.core.errors import (
     BackendUnavailableError,
     DeadlineExceededError,
@@ -87,7 +89,7 @@ class TritonBackend:
 
     def __init__(self, model_name: str, config: TritonClientConfig) -> None:
         self.model_name, self.config = model_name, config
-        self._local = threading.local()  # per worker thread: the song's deadline
+        self._deadlines = ThreadDeadlines()  # per worker thread: the song's deadline
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"triton-{model_name}", daemon=True)
         self._thread.start()
@@ -128,18 +130,9 @@ class TritonBackend:
 
     checks_readiness = True  # Triton can go away after warm-up
 
-    @contextlib.contextmanager
-    def deadline(self, seconds: float | None) -> Iterator[None]:
+    def deadline(self, seconds: float | None) -> AbstractContextManager[None]:
         """Calls made by this thread inside the block finish within ``seconds`` from now."""
-        if seconds is None:
-            yield
-            return
-        previous = getattr(self._local, "deadline", None)
-        self._local.deadline = time.monotonic() + seconds
-        try:
-            yield
-        finally:
-            self._local.deadline = previous
+        return self._deadlines.within(seconds)
 
     def close(self) -> None:
         if self._loop.is_closed():
@@ -268,6 +261,4 @@ class TritonBackend:
                     delay = min(2 * delay, self.config.backoff_max_s)
 
     def _deadline(self) -> float:
-        song = getattr(self._local, "deadline", None)
-        call = time.monotonic() + self.config.request_timeout_s
-        return call if song is None else min(song, call)
+        return self._deadlines.until(self.config.request_timeout_s)

@@ -167,3 +167,23 @@ def test_a_server_with_another_model_version_is_left_out(make):
     time.sleep(0.1)  # never revived
     assert [m.address for m in f.fleet.ready_members()] == ["a:1"]
     assert "version" not in f.fleet.members[1].last_error or "2" in f.fleet.members[1].last_error
+
+
+def test_a_threads_song_deadline_bounds_its_calls_and_other_threads_keep_none():
+    import threading
+    import time
+
+    from stemserve.backends.deadline import ThreadDeadlines
+
+    deadlines = ThreadDeadlines()
+    seen = {}
+    with deadlines.within(5.0):
+        start = time.monotonic()
+        assert start + 4.9 < deadlines.until(60.0) <= start + 5.0  # the song's deadline is sooner
+        assert deadlines.until(1.0) <= time.monotonic() + 1.0  # the call's own limit is sooner
+        other = threading.Thread(target=lambda: seen.update(song=deadlines.song()))
+        other.start()
+        other.join()
+        with deadlines.within(None):
+            assert deadlines.song() is not None  # None: no new deadline, the song's stays
+    assert seen == {"song": None} and deadlines.song() is None
