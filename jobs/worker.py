@@ -208,9 +208,23 @@ class Worker:
 
     async def _lost_last_attempt(self, delivery: Delivery, record: JobRecord) -> None:
         """The job's last attempt was running when its worker died (or lost its lease)."""
+        await self._fail_unfinished(record, record.attempt)
+        await delivery.ack()
+
+    async def dead_letter(self, sequence: int, deliveries: int) -> None:
+        """A job message ran out of attempts without an answer (its workers died)."""
+        found = await self.system.jobs.message(sequence)
+        if found is not None:
+            record = await self.system.state.get(found[1].decode())
+            if record is not None and not record.status.terminal:
+                await self._fail_unfinished(record, deliveries)
+        await self.system.jobs.remove(sequence)
+
+    async def _fail_unfinished(self, record: JobRecord, attempts: int) -> None:
+        """FAILED with the last error, dead-lettered: no worker finished the job in ``attempts``."""
         last = record.error
         error = JobError(last.code if last else "MaxAttempts",
-                         f"no worker finished the job in {record.attempt} attempts (each worker died, lost its "
+                         f"no worker finished the job in {attempts} attempts (each worker died, lost its "
                          f"lease or failed){'; last error: ' + last.message if last else ''}",
                          last.retryable if last else False)
         record, changed = await self.system.state.transition(
@@ -219,27 +233,6 @@ class Worker:
             await self.system.dead.publish(record.id, record.to_bytes())
             self._observe_end(record, dead=True)
         await self.system.events.emit(record)
-        await delivery.ack()
-
-    async def dead_letter(self, sequence: int, deliveries: int) -> None:
-        """A job message ran out of attempts without an answer (its workers died)."""
-        found = await self.system.jobs.message(sequence)
-        if found is not None:
-            job_id = found[1].decode()
-            record = await self.system.state.get(job_id)
-            if record is not None and not record.status.terminal:
-                last = record.error
-                error = JobError(last.code if last else "MaxAttempts",
-                                 f"no worker finished the job in {deliveries} attempts (each worker died, lost its "
-                                 f"lease or failed){'; last error: ' + last.message if last else ''}",
-                                 last.retryable if last else False)
-                record, changed = await self.system.state.transition(
-                    job_id, lambda r: r.with_status(JobStatus.FAILED, error=error))
-                if changed:
-                    await self.system.dead.publish(record.id, record.to_bytes())
-                    self._observe_end(record, dead=True)
-                    await self.system.events.emit(record)
-        await self.system.jobs.remove(sequence)
 
     async def _heartbeat(self, delivery: Delivery, job_id: str, stop: threading.Event) -> None:
         every = self.config.lease_s / 3
