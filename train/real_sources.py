@@ -174,23 +174,23 @@ def _kit_groups(kits: dict[str, list[Recording]]) -> tuple[dict[str, str], set[s
             kit = parent[kit]
         return kit
 
+    def join(one: str, other: str) -> None:
+        a, b = find(one), find(other)
+        parent[max(a, b)] = min(a, b)
+
     owner: dict[str, str] = {}
     for kit, recordings in kits.items():
         for recording in recordings:
             digest = _file_hash(recording.path)
             if digest in owner:
-                a, b = find(owner[digest]), find(kit)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+                join(owner[digest], kit)
             else:
                 owner[digest] = kit
     family: dict[str, str] = {}  # one author's kits ("Millo-Drums_v.1", "Millo_MultiLayered2"): one identity
     for kit in sorted(kits):
         key = re.split(r"[-_ ]", kit)[0].lower()
         if key in family:
-            a, b = find(family[key]), find(kit)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+            join(family[key], kit)
         else:
             family[key] = kit
     members = defaultdict(list)
