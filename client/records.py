@@ -64,14 +64,9 @@ class SeparationRecord:
             },
         }
 
-    def in_folder(self, folder: Path | None) -> SeparationRecord:
-        """The same record with each stem's path under ``folder`` (None: bare file names,
-        as a cache entry stores them)."""
-        stems = tuple(
-            replace(s, path=Path(s.path).name if folder is None else str(Path(folder) / Path(s.path).name))
-            for s in self.stems
-        )
-        return replace(self, stems=stems)
+    def with_file_names(self) -> SeparationRecord:
+        """The same record with bare file names for paths, as a cache entry stores it."""
+        return replace(self, stems=tuple(replace(s, path=Path(s.path).name) for s in self.stems))
 
     def to_json(self) -> dict[str, object]:
         return {**self.summary(), "runtime_seconds": self.runtime_seconds, "audio_seconds": self.audio_seconds,

@@ -40,11 +40,6 @@ class Preset:
         """``model_stems`` (stems, channels, n) -> name: (channels, n), the residual left out."""
         return {name: model_stems[index] for name, index in zip(self.names, self.sources)}
 
-    def apply(self, model_stems: np.ndarray, mix: np.ndarray) -> dict[str, np.ndarray]:
-        """Every stem, the residual from ``mix`` (channels, n) at the same rate."""
-        out = self.named(model_stems)
-        return {**out, self.residual: residual(mix, out.values())}
-
 
 def residual(mix: np.ndarray, stems: Iterable[np.ndarray]) -> np.ndarray:
     """``mix`` minus ``stems``, all (channels, n) or all (n, channels), in float32."""

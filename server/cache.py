@@ -111,7 +111,7 @@ class ResultCache:
     def store(self, key: str, stems_dir: Path, result: SeparationRecord) -> Entry:
         """Write ``result.json`` into ``stems_dir`` (which holds the record's stem files), make it the entry for ``key`` and open it. When caching is off,
         or the result is larger than the cache, the files are opened and the folder removed."""
-        (stems_dir / RESULT_NAME).write_text(json.dumps(result.in_folder(None).to_json()))
+        (stems_dir / RESULT_NAME).write_text(json.dumps(result.with_file_names().to_json()))
         size = _dir_bytes(stems_dir)
         if not self.enabled or size > self.max_bytes:
             entry = _open_entry(stems_dir)
