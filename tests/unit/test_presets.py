@@ -55,7 +55,7 @@ def test_preset_a_model_cannot_serve_is_a_clear_error():
 def test_what_the_model_leaves_out_of_the_mix_lands_in_the_residual():
     stems = model_output(5)
     mix = stems.sum(axis=0) + 0.5  # the model explains all but 0.5
-    for nb_stems, residual in ((2, "instrumental"), (4, "other"), (5, "other")):
+    for nb_stems, last in ((2, "instrumental"), (4, "other"), (5, "other")):
         out = every_stem(resolve(nb_stems, FIVE), stems, mix)
         np.testing.assert_array_equal(sum(out.values()), mix)
-        assert resolve(nb_stems, FIVE).residual == residual
+        assert resolve(nb_stems, FIVE).residual == last
