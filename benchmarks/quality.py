@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     listen = [c for s in ("a", "b", "r") for c in [c for c in result["clips"] if c["set"] == s][: args.listen]]
     by_name = {clip.name: clip for clip in clips}
     report = write_listening_report(RESULTS, [
-        {"name": c["name"], "style": c["style"], "mix": by_name[c["name"]].mix, "estimate": c["estimate"],
+        {"name": c["name"], "style": c["style"], "mix": by_name[c["name"]].mix,
+         "reference": by_name[c["name"]].stems, "estimate": c["estimate"],
          "sdr": c["model"]["sdr"]} for c in listen], SAMPLE_RATE_HZ)
     for clip in result["clips"]:
         clip.pop("estimate", None)

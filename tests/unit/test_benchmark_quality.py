@@ -3,6 +3,7 @@ target check, the corpus part mapping and the listening report."""
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import soundfile as sf
@@ -11,7 +12,7 @@ from stemserve.train.metrics import clip_scores
 
 from benchmarks.quality import check_targets, evaluate
 from benchmarks.quality_methods import dsp_baseline, oracle_ratio_mask
-from benchmarks.quality_report import write_listening_report
+from benchmarks.quality_report import _spectrogram_png, write_listening_report
 from benchmarks.quality_sets import HELD_OUT_FIRST_SEED, Clip, stem_for_part
 
 RATE = 8000
@@ -133,20 +134,39 @@ def test_held_out_songs_use_seeds_no_training_or_validation_cache_uses() -> None
     assert HELD_OUT_FIRST_SEED > 900_023  # validation songs are seeds 900000-900023
 
 
-def test_listening_report_links_a_player_and_a_spectrogram_per_stem(tmp_path: Path) -> None:
+def test_listening_report_puts_each_reference_stem_beside_its_estimate(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    mix = (0.1 * rng.standard_normal((2, 8000))).astype(np.float32)
+    reference = _noise_stems(rng, seconds=1)
+    mix = reference.sum(axis=0)
     estimate = np.stack([mix * w for w in (0.5, 0.2, 0.1, 0.1, 0.1)])
     page = write_listening_report(tmp_path, [{"name": "clip-1", "style": "a <test>", "mix": mix,
-                                              "estimate": estimate, "sdr": {"vocals": 7.25}}], RATE)
+                                              "reference": reference, "estimate": estimate,
+                                              "sdr": {"vocals": 7.25}}], RATE)
     text = page.read_text()
     assert "a &lt;test&gt;" in text and "SDR 7.2 dB" in text and "SDR nan dB" in text
-    for label in ("mix", *STEMS):
+    for label in ("mix", *STEMS, *(f"{stem}-reference" for stem in STEMS)):
         assert f"src='listening/clip-1-{label}.wav'" in text and f"src='listening/clip-1-{label}.png'" in text
         assert (tmp_path / "listening" / f"clip-1-{label}.png").stat().st_size > 1000
-    audio, rate = sf.read(tmp_path / "listening" / "clip-1-vocals.wav", dtype="float32")
-    assert rate == RATE
-    np.testing.assert_allclose(audio.T, estimate[0], atol=1e-4)
+    row = text[text.index("<b>bass</b>"):].split("</tr>")[0]
+    assert row.index("clip-1-bass-reference.wav") < row.index("clip-1-bass.wav")  # reference, then estimate
+    for stem_file, expected in (("clip-1-vocals", estimate[0]), ("clip-1-vocals-reference", reference[0])):
+        audio, rate = sf.read(tmp_path / "listening" / f"{stem_file}.wav", dtype="float32")
+        assert rate == RATE
+        np.testing.assert_allclose(audio.T, expected, atol=1e-4)
+
+
+def test_listening_spectrograms_reach_16_khz(tmp_path: Path) -> None:
+    """A 12 kHz tone shows on the image (a chart cut at 8 kHz would draw it like silence);
+    one at 20 kHz lies above the chart."""
+    rate = 44100
+    t = np.arange(rate) / rate
+    images = {}
+    for name, hz in (("silence", None), ("12k", 12_000), ("20k", 20_000)):
+        signal = np.zeros((2, rate)) if hz is None else np.tile(0.5 * np.sin(2 * np.pi * hz * t), (2, 1))
+        _spectrogram_png(signal, rate, tmp_path / f"{name}.png", "same title")
+        images[name] = plt.imread(tmp_path / f"{name}.png")
+    assert np.abs(images["12k"] - images["silence"]).max() > 0.2
+    assert np.abs(images["20k"] - images["silence"]).max() < 0.05
 
 
 @pytest.mark.parametrize(("soundfont", "message"), [
