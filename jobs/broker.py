@@ -68,7 +68,8 @@ class WorkQueue(Protocol):
         """Queue ``data``; False when ``message_id`` was already queued (a duplicate)."""
 
     async def pull(self, timeout_s: float) -> Delivery | None:
-        """The next delivery, or None after ``timeout_s`` without one."""
+        """The next delivery, or None after ``timeout_s`` without one (also while the broker
+        recovers: a worker's loop must outlive a leader election)."""
 
     async def depth(self) -> int:
         """Messages in the queue not yet acknowledged (waiting or leased)."""

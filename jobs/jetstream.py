@@ -12,10 +12,11 @@ on the retry by finding its own value in place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -37,11 +38,18 @@ from stemserve.jobs.broker import BrokerUnavailable, Conflict, DeadLetterHandler
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+NO_SUITABLE_PEERS = 10005  # JetStream's err_code while a forming cluster has too few peers online
+
+
+class PeersNotReady(Exception):
+    """A replicated stream or bucket asked of a cluster that has too few peers online yet."""
+
+
 RETRY_FOR_S = 20.0  # a 3-node cluster elects a new stream leader in about 5 s
 FULL_RETRY_AFTER_S = 5.0  # the retry hint of a submit to a full queue
 TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
              nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError,
-             nats.errors.ConnectionReconnectingError, asyncio.TimeoutError)
+             nats.errors.ConnectionReconnectingError, asyncio.TimeoutError, PeersNotReady)
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 
 
@@ -96,17 +104,32 @@ class JetStream:
             try:
                 return await self.js.key_value(bucket)
             except nats.js.errors.BucketNotFoundError:
-                return await self.js.create_key_value(KeyValueConfig(bucket=bucket, history=history,
-                                                                     replicas=self.replicas))
+                with _peers_not_ready(f"KV bucket {bucket}"):
+                    return await self.js.create_key_value(KeyValueConfig(bucket=bucket, history=history,
+                                                                         replicas=self.replicas))
 
         return JetStreamKV(await retrying(make, f"open KV bucket {bucket}", 60.0))
 
 
 async def _ensure_stream(js: Any, config: StreamConfig) -> None:
+    with _peers_not_ready(f"stream {config.name}"):
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code == NO_SUITABLE_PEERS:
+                raise
+            await js.update_stream(config)  # exists with another config (limits changed): update it
+
+
+@contextlib.contextmanager
+def _peers_not_ready(what: str) -> Iterator[None]:
+    """A cluster still forming (or a peer just lost) answers "no suitable peers": retried."""
     try:
-        await js.add_stream(config)
-    except nats.js.errors.BadRequestError:  # exists with another config (limits changed): update it
-        await js.update_stream(config)
+        yield
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != NO_SUITABLE_PEERS:
+            raise
+        raise PeersNotReady(f"{what}: {exc.description}") from exc
 
 
 class JetStreamDelivery:
@@ -151,9 +174,16 @@ class JetStreamQueue:
         return not ack.duplicate
 
     async def pull(self, timeout_s: float) -> JetStreamDelivery | None:
+        """None also while the consumer cannot answer (no leader during a cluster's election:
+        "no responders", 503): the next pull asks again."""
+        started = time.monotonic()
         try:
             messages = await self._sub.fetch(1, timeout=timeout_s)
         except (TimeoutError, nats.errors.TimeoutError):
+            return None
+        except TRANSIENT as exc:
+            log.warning("pull from %s: no answer while NATS recovers (%r); asking again", self.config.consumer, exc)
+            await asyncio.sleep(max(0.0, timeout_s - (time.monotonic() - started)))
             return None
         return JetStreamDelivery(messages[0]) if messages else None
 

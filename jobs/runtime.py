@@ -75,6 +75,18 @@ async def drain(workers: Sequence[Worker], tasks: Sequence[asyncio.Task], grace_
         await worker.close()
 
 
+async def supervise(worker: Worker, grace_s: float) -> None:
+    """Run the worker until it is asked to drain, then drain it. A worker loop that dies
+    raises its error here, so the process exits and is restarted instead of idling."""
+    task = asyncio.create_task(worker.run())
+    draining = asyncio.create_task(worker.drained())
+    await asyncio.wait([task, draining], return_when=asyncio.FIRST_COMPLETED)
+    if task.done() and not draining.done():
+        draining.cancel()
+        task.result()
+    await drain([worker], [task], grace_s)
+
+
 async def run_worker(settings: Settings, config: JobsConfig) -> None:
     metrics = ServiceMetrics()
     httpd, port = start_metrics_server(settings.metrics_port, metrics.registry)
@@ -86,10 +98,8 @@ async def run_worker(settings: Settings, config: JobsConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.drain)
     log.info("worker %s ready (models %s), metrics on port %d", worker.name, pool.names, port)
-    task = asyncio.create_task(worker.run())
     try:
-        await worker.drained()
-        await drain([worker], [task], settings.shutdown_grace_s)
+        await supervise(worker, settings.shutdown_grace_s)
     finally:
         await system.close()
         pool.close()

@@ -123,3 +123,20 @@ def test_kv_compare_and_set_keys_and_watch(nats_server):
         await broker.close()
 
     run(body())
+
+
+def test_pull_outlives_a_consumer_without_a_leader(nats_server):
+    """A consumer that cannot answer (here: its stream gone, as while a cluster elects a
+    leader) makes a pull wait out its timeout and return None, not raise into the worker."""
+
+    async def body():
+        broker = await JetStream.connect(nats_server.url)
+        name = unique("G")
+        queue = await broker.queue(config(name))
+        await broker.js.delete_stream(name)
+        started = time.monotonic()
+        assert await queue.pull(0.5) is None
+        assert 0.4 < time.monotonic() - started < 3.0
+        await broker.close()
+
+    run(body())

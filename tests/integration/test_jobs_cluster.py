@@ -45,9 +45,7 @@ def fetch(url: str) -> bytes:
         return answer.read()
 
 
-# slow: about 60 s, and 1 run in 4 one accepted job stayed QUEUED past 60 s after the node kill
-# (not yet explained); run with -m slow
-@pytest.mark.slow
+# about 60 s
 def test_cluster_flow_node_kill_and_s3_outage(cluster, nats_cluster, seaweed):
     (front_a, front_b), _ = cluster
     a, b = front_a.stub, front_b.stub
@@ -96,18 +94,19 @@ def test_cluster_flow_node_kill_and_s3_outage(cluster, nats_cluster, seaweed):
     long_song = upload(a, wav_bytes(120.0, seed=13), chunk=1 << 20)
     slow = submit(a, input=jpb.JobInput(upload_id=long_song), model="split5", stems=5).job
     wait_job(a, slow.id, until=lambda j: j.status == jpb.JOB_STATUS_RUNNING and j.progress > 0)
-    seaweed.stop()
-    time.sleep(1.0)
+    seaweed.kill()  # a crash: a graceful stop of weed mini can itself take 20 s
+    failed_once = wait_job(a, slow.id, until=lambda j: j.error.code == "StoreUnavailable")
+    assert failed_once.error.retryable and failed_once.status != jpb.JOB_STATUS_FAILED
     seaweed.spawn()
     done = wait_job(a, slow.id, timeout_s=60)
-    assert done.status == jpb.JOB_STATUS_SUCCEEDED and len(done.stems) == 5
+    assert done.status == jpb.JOB_STATUS_SUCCEEDED and len(done.stems) == 5 and done.attempt >= 2
     for stem in done.stems:
         assert hashlib.sha256(fetch(stem.url)).hexdigest() == stem.sha256
 
     # ... and gone past the attempts: FAILED, retryable, no stems
     other = submit(a, input=jpb.JobInput(upload_id=long_song), model="split4", stems=4).job
     wait_job(a, other.id, until=lambda j: j.status == jpb.JOB_STATUS_RUNNING and j.progress > 0)
-    seaweed.stop()
+    seaweed.kill()
     try:
         failed = wait_job(a, other.id, timeout_s=90)
         assert failed.status == jpb.JOB_STATUS_FAILED and failed.error.retryable

@@ -85,7 +85,6 @@ def test_mp3_input_decodes_as_ffmpeg_decodes_it():
     import io
 
     import av
-
     from stemserve.preprocess.decode import decode
 
     buffer = io.BytesIO()
