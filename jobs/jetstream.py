@@ -39,18 +39,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NO_SUITABLE_PEERS = 10005  # JetStream's err_code while a forming cluster has too few peers online
-
-
-class PeersNotReady(Exception):
-    """A replicated stream or bucket asked of a cluster that has too few peers online yet."""
-
-
 RETRY_FOR_S = 20.0  # a 3-node cluster elects a new stream leader in about 5 s
 FULL_RETRY_AFTER_S = 5.0  # the retry hint of a submit to a full queue
 TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
              nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError,
-             nats.errors.ConnectionReconnectingError, asyncio.TimeoutError, PeersNotReady)
+             nats.errors.ConnectionReconnectingError, asyncio.TimeoutError)
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+
+
+class PeersNotReady(Exception):
+    """A replicated stream or bucket asked of a cluster that has too few peers online yet."""
 
 
 async def retrying(call: Callable[[], Awaitable[T]], what: str, retry_for_s: float = RETRY_FOR_S) -> T:
@@ -58,7 +56,7 @@ async def retrying(call: Callable[[], Awaitable[T]], what: str, retry_for_s: flo
     while True:
         try:
             return await call()
-        except TRANSIENT as exc:
+        except (*TRANSIENT, PeersNotReady) as exc:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"{what}: NATS did not answer within {retry_for_s:g} s ({exc!r})") from exc
             await asyncio.sleep(0.2)

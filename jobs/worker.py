@@ -100,10 +100,10 @@ class Worker:
             if delivery is None:
                 continue
             self.busy += 1
-            if self.metrics is not None:
-                self.metrics.busy_workers.set(self.busy)
-                self.metrics.job_queue_depth.set(await self.system.jobs.depth())
             try:
+                if self.metrics is not None:
+                    self.metrics.busy_workers.set(self.busy)
+                    self.metrics.job_queue_depth.set(await self.system.jobs.depth())
                 await self.handle(delivery)
             except Exception:
                 log.exception("job message %s: unexpected error; left to its lease", delivery.message_id)

@@ -47,3 +47,43 @@ def test_a_drain_request_lets_the_loop_finish_then_closes():
 
     asyncio.run(body())
     assert worker.finished_jobs == 1 and worker.closed
+
+
+def test_a_slot_survives_a_broker_that_fails_between_pulls():
+    """The queue depth (for the metrics) failing while a delivery is held leaves that delivery
+    to its lease; the slot keeps pulling and handles the next one."""
+    from types import SimpleNamespace
+
+    from stemserve.jobs.broker import BrokerUnavailable
+    from stemserve.jobs.worker import Worker
+
+    handled = []
+
+    class Queue:
+        def __init__(self) -> None:
+            self.deliveries = [SimpleNamespace(message_id="a"), SimpleNamespace(message_id="b")]
+            self.depth_calls = 0
+
+        async def pull(self, timeout_s: float):
+            if not self.deliveries:
+                worker.drain()
+                return None
+            return self.deliveries.pop(0)
+
+        async def depth(self) -> int:
+            self.depth_calls += 1
+            if self.depth_calls == 1:
+                raise BrokerUnavailable("stream info: NATS did not answer within 20 s")
+            return 0
+
+    gauge = SimpleNamespace(set=lambda value: None)
+    system = SimpleNamespace(config=SimpleNamespace(worker_concurrency=1), jobs=Queue())
+    worker = Worker(system, pool=None, limits=None, name="w",
+                    metrics=SimpleNamespace(busy_workers=gauge, job_queue_depth=gauge))
+
+    async def handle(delivery) -> None:
+        handled.append(delivery.message_id)
+
+    worker.handle = handle
+    asyncio.run(asyncio.wait_for(worker._slot(), 5.0))
+    assert handled == ["b"] and worker.busy == 0
