@@ -20,9 +20,10 @@ LEVELS_DB = (-120.0, -20.0)  # one colour scale for every image, so levels compa
 
 
 def _spectrogram_png(signal: np.ndarray, sample_rate_hz: int, path: Path, title: str) -> None:
-    mono = signal.mean(axis=0)
+    # a noise floor far below the scale, so silent bins draw as its bottom colour, not as gaps
+    mono = signal.mean(axis=0) + 1e-8 * np.random.default_rng(0).standard_normal(signal.shape[-1])
     figure, axis = plt.subplots(figsize=(6.4, 2.4), dpi=80)
-    *_, image = axis.specgram(mono + 1e-9, NFFT=2048, Fs=sample_rate_hz, noverlap=1536, cmap="magma",
+    *_, image = axis.specgram(mono, NFFT=2048, Fs=sample_rate_hz, noverlap=1536, cmap="magma",
                               vmin=LEVELS_DB[0], vmax=LEVELS_DB[1])
     axis.set_ylim(0, min(TOP_HZ, sample_rate_hz / 2))
     axis.set_title(title, fontsize=9)
