@@ -1,8 +1,8 @@
 """Cluster mode on real engines: a 3-node NATS cluster (streams and KV replicated 3 times),
 SeaweedFS's S3, two API front ends, two worker processes. Jobs flow through any front end
 and worker; presigned URLs upload and download; one NATS node SIGKILLed while clients submit
-loses no accepted job; S3 stopped during a job is retried and the job completes when S3 is
-back within the deadline, else FAILED with a retryable error and no stems."""
+loses no accepted job; S3 killed during a job is retried and the job completes when S3 is
+back within its attempts, else FAILED with a retryable error and no stems. About 60 s."""
 
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ def fetch(url: str) -> bytes:
         return answer.read()
 
 
-# about 60 s
 def test_cluster_flow_node_kill_and_s3_outage(cluster, nats_cluster, seaweed):
     (front_a, front_b), _ = cluster
     a, b = front_a.stub, front_b.stub
