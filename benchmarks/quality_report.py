@@ -19,7 +19,7 @@ TOP_HZ = 16_000
 LEVELS_DB = (-120.0, -20.0)  # one colour scale for every image, so levels compare across them
 
 
-def _spectrogram_png(signal: np.ndarray, sample_rate_hz: int, path: Path, title: str) -> None:
+def spectrogram_png(signal: np.ndarray, sample_rate_hz: int, path: Path, title: str) -> None:
     # a noise floor far below the scale, so silent bins draw as its bottom colour, not as gaps
     mono = signal.mean(axis=0) + 1e-8 * np.random.default_rng(0).standard_normal(signal.shape[-1])
     figure, axis = plt.subplots(figsize=(6.4, 2.4), dpi=80)
@@ -40,7 +40,7 @@ def _spectrogram_png(signal: np.ndarray, sample_rate_hz: int, path: Path, title:
 
 def _cell(media: Path, stem_file: str, audio: np.ndarray, sample_rate_hz: int, title: str, note: str) -> str:
     sf.write(media / f"{stem_file}.wav", np.clip(audio.T, -1, 1), sample_rate_hz, subtype="PCM_16")
-    _spectrogram_png(audio, sample_rate_hz, media / f"{stem_file}.png", title)
+    spectrogram_png(audio, sample_rate_hz, media / f"{stem_file}.png", title)
     return (f"<td>{note}<br><audio controls preload='none' src='listening/{stem_file}.wav'></audio><br>"
             f"<img src='listening/{stem_file}.png' alt='spectrogram of {html.escape(title)}'></td>")
 

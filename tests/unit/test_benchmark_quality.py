@@ -12,7 +12,7 @@ from stemserve.train.metrics import clip_scores
 
 from benchmarks.quality import check_targets, evaluate
 from benchmarks.quality_methods import dsp_baseline, oracle_ratio_mask
-from benchmarks.quality_report import _spectrogram_png, write_listening_report
+from benchmarks.quality_report import spectrogram_png, write_listening_report
 from benchmarks.quality_sets import HELD_OUT_FIRST_SEED, Clip, stem_for_part
 
 RATE = 8000
@@ -163,7 +163,7 @@ def test_listening_spectrograms_reach_16_khz(tmp_path: Path) -> None:
     images = {}
     for name, hz in (("silence", None), ("12k", 12_000), ("20k", 20_000)):
         signal = np.zeros((2, rate)) if hz is None else np.tile(0.5 * np.sin(2 * np.pi * hz * t), (2, 1))
-        _spectrogram_png(signal, rate, tmp_path / f"{name}.png", "same title")
+        spectrogram_png(signal, rate, tmp_path / f"{name}.png", "same title")
         images[name] = plt.imread(tmp_path / f"{name}.png")
     assert np.abs(images["12k"] - images["silence"]).max() > 0.2
     assert np.abs(images["20k"] - images["silence"]).max() < 0.05
