@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from stemserve.client.proto_gen import jobs_pb2_grpc as jpb_grpc
 from stemserve.core.settings import Settings
@@ -48,19 +48,40 @@ def jobs_extension(system: JobSystem, settings: Settings) -> Extension:
 async def serve_jobs(settings: Settings, config: JobsConfig) -> None:
     system = await JobSystem.open(config)
     running: list[tuple[Worker, asyncio.Task]] = []
+    stopping, failures = asyncio.Event(), []
 
     async def on_ready(server: StemServer) -> None:
         if system.embedded is not None:
             worker = Worker(system, server.pool, decode_limits(settings), name="embedded")
-            running.append((worker, asyncio.create_task(worker.run())))
+            task = asyncio.create_task(worker.run())
+            task.add_done_callback(stop_if_failed(stopping, failures))
+            running.append((worker, task))
 
     async def on_stop() -> None:
         await drain([w for w, _ in running], [t for _, t in running], settings.shutdown_grace_s)
 
     try:
-        await serve(settings, extensions=[jobs_extension(system, settings)], on_ready=on_ready, on_stop=on_stop)
+        await serve(settings, extensions=[jobs_extension(system, settings)], on_ready=on_ready, on_stop=on_stop,
+                    stopping=stopping)
     finally:
         await system.close()
+    if failures:
+        raise failures[0]
+
+
+def stop_if_failed(stopping: asyncio.Event, failures: list[BaseException]) -> Callable[[asyncio.Task], None]:
+    """A done-callback for the embedded worker: a loop that died shuts the server down and
+    leaves its error to raise, so the process exits and is restarted rather than keeping jobs
+    queued with nobody pulling them."""
+
+    def on_done(task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("the embedded worker stopped (%r); shutting down", task.exception())
+        failures.append(task.exception())
+        stopping.set()
+
+    return on_done
 
 
 async def drain(workers: Sequence[Worker], tasks: Sequence[asyncio.Task], grace_s: float) -> None:

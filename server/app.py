@@ -169,16 +169,18 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
 
 async def serve(settings: Settings, *, metrics: ServiceMetrics | None = None, extensions: Sequence[Extension] = (),
                 on_ready: Callable[[StemServer], Awaitable[None]] | None = None,
-                on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully. ``on_ready`` runs once the
-    models are warm, ``on_stop`` when the signal came, before the server stops."""
+                on_stop: Callable[[], Awaitable[None]] | None = None,
+                stopping: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT (or ``stopping`` is set), then shut down gracefully.
+    ``on_ready`` runs once the models are warm, ``on_stop`` when the signal came, before the
+    server stops."""
     metrics = ServiceMetrics() if metrics is None else metrics
     httpd, metrics_port = start_metrics_server(settings.metrics_port, metrics.registry)
     server, port = create_server(settings, metrics=metrics, extensions=extensions)
     await server.start()
     log.info("listening on %s:%d (%s), metrics on port %d", settings.host, port,
              "TLS" if settings.tls_cert else "plaintext", metrics_port)
-    stopping = asyncio.Event()
+    stopping = asyncio.Event() if stopping is None else stopping
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)

@@ -87,3 +87,25 @@ def test_a_slot_survives_a_broker_that_fails_between_pulls():
     worker.handle = handle
     asyncio.run(asyncio.wait_for(worker._slot(), 5.0))
     assert handled == ["b"] and worker.busy == 0
+
+
+def test_a_dead_embedded_worker_stops_the_server_with_its_error():
+    from stemserve.jobs.runtime import stop_if_failed
+
+    async def body():
+        stopping, failures = asyncio.Event(), []
+        dead = asyncio.create_task(FakeWorker(fail_after_s=0.01).run())
+        dead.add_done_callback(stop_if_failed(stopping, failures))
+        await asyncio.wait_for(stopping.wait(), 5.0)
+        assert [str(e) for e in failures] == ["the queue went away"]
+
+        calm_stop, calm_failures = asyncio.Event(), []
+        worker = FakeWorker()
+        finished = asyncio.create_task(worker.run())
+        finished.add_done_callback(stop_if_failed(calm_stop, calm_failures))
+        worker.drain()
+        await finished
+        await asyncio.sleep(0)  # the callback runs
+        assert not calm_stop.is_set() and calm_failures == []
+
+    asyncio.run(body())
