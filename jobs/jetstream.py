@@ -12,11 +12,10 @@ on the retry by finding its own value in place.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -47,18 +46,17 @@ TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.error
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 
 
-class PeersNotReady(Exception):
-    """A replicated stream or bucket asked of a cluster that has too few peers online yet."""
-
-
 async def retrying(call: Callable[[], Awaitable[T]], what: str, retry_for_s: float = RETRY_FOR_S) -> T:
     deadline = time.monotonic() + retry_for_s
     while True:
         try:
             return await call()
-        except (*TRANSIENT, PeersNotReady) as exc:
+        except (*TRANSIENT, nats.js.errors.BadRequestError) as exc:
+            if isinstance(exc, nats.js.errors.BadRequestError) and getattr(exc, "err_code", None) != NO_SUITABLE_PEERS:
+                raise  # a bad request for good; "no suitable peers" passes once a forming cluster has them
             if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"{what}: NATS did not answer within {retry_for_s:g} s ({exc!r})") from exc
+                raise BrokerUnavailable(f"{what}: NATS did not answer within {retry_for_s:g} s "
+                                        f"({type(exc).__name__}: {exc})") from exc
             await asyncio.sleep(0.2)
 
 
@@ -102,32 +100,19 @@ class JetStream:
             try:
                 return await self.js.key_value(bucket)
             except nats.js.errors.BucketNotFoundError:
-                with _peers_not_ready(f"KV bucket {bucket}"):
-                    return await self.js.create_key_value(KeyValueConfig(bucket=bucket, history=history,
-                                                                         replicas=self.replicas))
+                return await self.js.create_key_value(KeyValueConfig(bucket=bucket, history=history,
+                                                                     replicas=self.replicas))
 
         return JetStreamKV(await retrying(make, f"open KV bucket {bucket}", 60.0))
 
 
 async def _ensure_stream(js: Any, config: StreamConfig) -> None:
-    with _peers_not_ready(f"stream {config.name}"):
-        try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code == NO_SUITABLE_PEERS:
-                raise
-            await js.update_stream(config)  # exists with another config (limits changed): update it
-
-
-@contextlib.contextmanager
-def _peers_not_ready(what: str) -> Iterator[None]:
-    """A cluster still forming (or a peer just lost) answers "no suitable peers": retried."""
     try:
-        yield
+        await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:
-        if exc.err_code != NO_SUITABLE_PEERS:
-            raise
-        raise PeersNotReady(f"{what}: {exc.description}") from exc
+        if getattr(exc, "err_code", None) == NO_SUITABLE_PEERS:
+            raise  # retried by the caller
+        await js.update_stream(config)  # exists with another config (limits changed): update it
 
 
 class JetStreamDelivery:

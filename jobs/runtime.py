@@ -70,14 +70,14 @@ async def serve_jobs(settings: Settings, config: JobsConfig) -> None:
 
 
 def stop_if_failed(stopping: asyncio.Event, failures: list[BaseException]) -> Callable[[asyncio.Task], None]:
-    """A done-callback for the embedded worker: a loop that died shuts the server down and
-    leaves its error to raise, so the process exits and is restarted rather than keeping jobs
-    queued with nobody pulling them."""
+    """A done-callback for a worker's loop: one that died sets ``stopping`` (the server or
+    the worker process shuts down) and leaves its error to raise, so the process exits and is
+    restarted rather than keeping jobs queued with nobody pulling them."""
 
     def on_done(task: asyncio.Task) -> None:
         if task.cancelled() or task.exception() is None:
             return
-        log.error("the embedded worker stopped (%r); shutting down", task.exception())
+        log.error("the worker loop stopped (%r); shutting down", task.exception())
         failures.append(task.exception())
         stopping.set()
 
@@ -96,16 +96,16 @@ async def drain(workers: Sequence[Worker], tasks: Sequence[asyncio.Task], grace_
         await worker.close()
 
 
-async def supervise(worker: Worker, grace_s: float) -> None:
-    """Run the worker until it is asked to drain, then drain it. A worker loop that dies
-    raises its error here, so the process exits and is restarted instead of idling."""
+async def supervise(worker: Worker, grace_s: float, stopping: asyncio.Event) -> None:
+    """Run the worker until ``stopping`` is set, then drain it. A worker loop that dies sets
+    it too and raises its error here, so the process exits and is restarted instead of idling."""
+    failures: list[BaseException] = []
     task = asyncio.create_task(worker.run())
-    draining = asyncio.create_task(worker.drained())
-    await asyncio.wait([task, draining], return_when=asyncio.FIRST_COMPLETED)
-    if task.done() and not draining.done():
-        draining.cancel()
-        task.result()
+    task.add_done_callback(stop_if_failed(stopping, failures))
+    await stopping.wait()
     await drain([worker], [task], grace_s)
+    if failures:
+        raise failures[0]
 
 
 async def run_worker(settings: Settings, config: JobsConfig) -> None:
@@ -116,11 +116,12 @@ async def run_worker(settings: Settings, config: JobsConfig) -> None:
     system = await JobSystem.open(config, name="stemserve-worker")
     worker = Worker(system, pool, decode_limits(settings), metrics=metrics)
     loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.drain)
+        loop.add_signal_handler(sig, stopping.set)
     log.info("worker %s ready (models %s), metrics on port %d", worker.name, pool.names, port)
     try:
-        await supervise(worker, settings.shutdown_grace_s)
+        await supervise(worker, settings.shutdown_grace_s, stopping)
     finally:
         await system.close()
         pool.close()

@@ -87,10 +87,6 @@ class Worker:
     def drain(self) -> None:
         self._draining.set()
 
-    async def drained(self) -> None:
-        """Return once :meth:`drain` was called."""
-        await self._draining.wait()
-
     async def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 

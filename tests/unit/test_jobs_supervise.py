@@ -25,9 +25,6 @@ class FakeWorker:
     def drain(self) -> None:
         self._draining.set()
 
-    async def drained(self) -> None:
-        await self._draining.wait()
-
     async def close(self) -> None:
         self.closed = True
 
@@ -35,15 +32,17 @@ class FakeWorker:
 def test_a_dead_worker_loop_ends_the_process_with_its_error():
     worker = FakeWorker(fail_after_s=0.05)
     with pytest.raises(RuntimeError, match="the queue went away"):
-        asyncio.run(asyncio.wait_for(supervise(worker, grace_s=1.0), 5.0))
+        asyncio.run(asyncio.wait_for(supervise(worker, 1.0, asyncio.Event()), 5.0))
+    assert worker.closed
 
 
 def test_a_drain_request_lets_the_loop_finish_then_closes():
     worker = FakeWorker()
 
     async def body():
-        asyncio.get_running_loop().call_later(0.05, worker.drain)
-        await asyncio.wait_for(supervise(worker, grace_s=1.0), 5.0)
+        stopping = asyncio.Event()  # what SIGTERM sets
+        asyncio.get_running_loop().call_later(0.05, stopping.set)
+        await asyncio.wait_for(supervise(worker, 1.0, stopping), 5.0)
 
     asyncio.run(body())
     assert worker.finished_jobs == 1 and worker.closed
