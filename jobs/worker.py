@@ -193,14 +193,18 @@ class Worker:
 
     async def _settle(self, delivery: Delivery, status: JobStatus, exc: BaseException, dead: bool = False) -> None:
         error = JobError(error_code(exc), str(exc), is_retryable(exc))
-        record, changed = await self.system.state.transition(delivery.data.decode(),
-                                                             lambda r: r.with_status(status, error=error))
-        if dead and changed:
-            await self.system.dead.publish(record.id, record.to_bytes())
+        await self._finish(delivery.data.decode(), status, error, dead)
+        await delivery.ack()
+
+    async def _finish(self, job_id: str, status: JobStatus, error: JobError, dead: bool) -> None:
+        """The terminal record (once: a job already terminal stays as it is), dead-lettered
+        when ``dead``, then its event."""
+        record, changed = await self.system.state.transition(job_id, lambda r: r.with_status(status, error=error))
         if changed:
+            if dead:
+                await self.system.dead.publish(record.id, record.to_bytes())
             self._observe_end(record, dead)
         await self.system.events.emit(record)
-        await delivery.ack()
 
     async def _lost_last_attempt(self, delivery: Delivery, record: JobRecord) -> None:
         """The job's last attempt was running when its worker died (or lost its lease)."""
@@ -223,12 +227,7 @@ class Worker:
                          f"no worker finished the job in {attempts} attempts (each worker died, lost its "
                          f"lease or failed){'; last error: ' + last.message if last else ''}",
                          last.retryable if last else False)
-        record, changed = await self.system.state.transition(
-            record.id, lambda r: r.with_status(JobStatus.FAILED, error=error))
-        if changed:
-            await self.system.dead.publish(record.id, record.to_bytes())
-            self._observe_end(record, dead=True)
-        await self.system.events.emit(record)
+        await self._finish(record.id, JobStatus.FAILED, error, dead=True)
 
     async def _heartbeat(self, delivery: Delivery, job_id: str, stop: threading.Event) -> None:
         every = self.config.lease_s / 3
