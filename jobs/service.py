@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 from stemserve.client.proto_gen import jobs_pb2 as jpb
 from stemserve.client.proto_gen import jobs_pb2_grpc as jpb_grpc
-from stemserve.core.errors import InvalidAudioError, StemserveError
+from stemserve.core.errors import InvalidAudioError
 from stemserve.jobs.errors import JobStateError
 from stemserve.jobs.messages import event_to_proto, job_to_proto
 from stemserve.jobs.records import JobError, JobStatus
@@ -41,6 +41,22 @@ def _guard(method):
     async def handler(self, request, context):
         try:
             return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every error gets its status
+            await abort_with_status(context, exc, self.metrics)
+
+    handler.__name__ = method.__name__
+    return handler
+
+
+def _guard_stream(method):
+    """The same boundary for a server-streaming handler."""
+
+    async def handler(self, request, context):
+        try:
+            async for item in method(self, request, context):
+                yield item
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - every error gets its status
@@ -104,20 +120,16 @@ class JobsService(jpb_grpc.JobsServicer):
     async def GetJob(self, request, context):
         return self._job(await self.system.state.require(request.job_id, self._owner(context)))
 
+    @_guard_stream
     async def WatchJob(self, request, context):
-        try:
-            await self.system.state.require(request.job_id, self._owner(context))
-            async for found in self.system.state.watch(request.job_id):
-                if found is None:
-                    return
-                record, revision = found
-                yield event_to_proto(record, revision, self.system.store, self.url_ttl_s)
-                if record.status.terminal:
-                    return
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every error gets its status
-            await abort_with_status(context, exc, self.metrics)
+        await self.system.state.require(request.job_id, self._owner(context))
+        async for found in self.system.state.watch(request.job_id):
+            if found is None:
+                return
+            record, revision = found
+            yield event_to_proto(record, revision, self.system.store, self.url_ttl_s)
+            if record.status.terminal:
+                return
 
     @_guard
     async def CancelJob(self, request, context):
@@ -145,25 +157,21 @@ class JobsService(jpb_grpc.JobsServicer):
         await state.delete(record)
         return jpb.DeleteJobResponse()
 
+    @_guard_stream
     async def ReadStem(self, request, context):
-        try:
-            record = await self.system.state.require(request.job_id, self._owner(context))
-            if record.status is not JobStatus.SUCCEEDED:
-                raise JobStateError(f"stems exist once the job SUCCEEDED; job {record.id} is {record.status.value}")
-            found = [s for s in record.stems if s.name == request.stem]
-            if not found:
-                raise JobStateError(f"stem must be one of {[s.name for s in record.stems]}, not {request.stem!r}")
-            stem, offset = found[0], request.offset
-            while offset < stem.nb_bytes:
-                data = await asyncio.to_thread(self.system.store.read, stem.key, offset, CHUNK_BYTES)
-                if not data:
-                    break
-                yield jpb.StemData(data=data, offset=offset, total_bytes=stem.nb_bytes)
-                offset += len(data)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every error gets its status
-            await abort_with_status(context, exc, self.metrics)
+        record = await self.system.state.require(request.job_id, self._owner(context))
+        if record.status is not JobStatus.SUCCEEDED:
+            raise JobStateError(f"stems exist once the job SUCCEEDED; job {record.id} is {record.status.value}")
+        found = [s for s in record.stems if s.name == request.stem]
+        if not found:
+            raise JobStateError(f"stem must be one of {[s.name for s in record.stems]}, not {request.stem!r}")
+        stem, offset = found[0], request.offset
+        while offset < stem.nb_bytes:
+            data = await asyncio.to_thread(self.system.store.read, stem.key, offset, CHUNK_BYTES)
+            if not data:
+                break
+            yield jpb.StemData(data=data, offset=offset, total_bytes=stem.nb_bytes)
+            offset += len(data)
 
 
-__all__ = ["SERVICE_NAME", "JobsService", "StemserveError"]
+__all__ = ["SERVICE_NAME", "JobsService"]
