@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from stemserve.backends.base import Backend
 from stemserve.backends.deadline import ThreadDeadlines
-from stemserve.core.errors import BackendUnavailableError, DeadlineExceededError, InvalidOptionError, ModelConfigError
+from stemserve.core.errors import BackendUnavailableError, DeadlineExceededError, InvalidOptionError
 from stemserve.core.model_config import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,7 @@ class TritonFleet:
         self.device = first.device
         for member in self.members:
             if member.backend is not None:
-                with contextlib.suppress(ModelConfigError):  # logged; that server is left out
-                    self._check_spec(member)
+                self._check_spec(member)
         self._executor = ThreadPoolExecutor(max_workers=max(2 * len(self.members), 4),
                                             thread_name_prefix=f"fleet-{model_name}")
         self._reviver = threading.Thread(target=self._revive_loop, args=(revive_every_s,), daemon=True,
@@ -194,16 +193,18 @@ class TritonFleet:
         log.warning("Triton server %s skipped for %.1f s (model %s): %s", member.address, delay, self.model_name,
                     member.last_error)
 
-    def _check_spec(self, member: Member) -> None:
+    def _check_spec(self, member: Member) -> bool:
+        """Whether the member serves the fleet's model; one that does not is left out for good."""
         spec = member.backend.spec  # type: ignore[union-attr]
-        if (spec.model_version, spec.stems, spec.segment_samples) != (
+        if (spec.model_version, spec.stems, spec.segment_samples) == (
                 self.spec.model_version, self.spec.stems, self.spec.segment_samples):
-            member.up = False
-            member.retry_at = float("inf")
-            member.last_error = (f"serves {spec.name} {spec.model_version}, the fleet serves "
-                                 f"{self.spec.name} {self.spec.model_version}")
-            log.error("Triton server %s left out: %s", member.address, member.last_error)
-            raise ModelConfigError(f"Triton server {member.address} {member.last_error}")
+            return True
+        member.up = False
+        member.retry_at = float("inf")
+        member.last_error = (f"serves {spec.name} {spec.model_version}, the fleet serves "
+                             f"{self.spec.name} {self.spec.model_version}")
+        log.error("Triton server %s left out: %s", member.address, member.last_error)
+        return False
 
     def _revive_loop(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
@@ -218,9 +219,7 @@ class TritonFleet:
     def _revive(self, member: Member) -> None:
         if member.backend is None:
             member.backend = self.make_member(member.address, False)
-            with contextlib.suppress(ModelConfigError):
-                self._check_spec(member)
-            if member.retry_at == float("inf"):
+            if not self._check_spec(member):
                 return
         elif not member.backend.ready():
             raise BackendUnavailableError(f"Triton at {member.address} is not ready")
