@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -69,28 +70,22 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _publish(self, temporary: Path, key: str) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temporary, target)
+    def _put(self, key: str, write: Callable[[Path], object]) -> None:
+        """``write`` fills a hidden temporary file, renamed onto the key: a reader sees all or none."""
+        target, temporary = self._path(key), self.root / ".tmp" / uuid.uuid4().hex
+        try:
+            write(temporary)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise StoreUnavailableError(f"expected to write {key} to {self.root}, got {exc}") from exc
 
     def put_file(self, key: str, path: Path) -> None:
-        temporary = self.root / ".tmp" / uuid.uuid4().hex
-        try:
-            shutil.copyfile(path, temporary)
-            self._publish(temporary, key)
-        except OSError as exc:
-            temporary.unlink(missing_ok=True)
-            raise StoreUnavailableError(f"expected to write {key} to {self.root}, got {exc}") from exc
+        self._put(key, lambda temporary: shutil.copyfile(path, temporary))
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        temporary = self.root / ".tmp" / uuid.uuid4().hex
-        try:
-            temporary.write_bytes(data)
-            self._publish(temporary, key)
-        except OSError as exc:
-            temporary.unlink(missing_ok=True)
-            raise StoreUnavailableError(f"expected to write {key} to {self.root}, got {exc}") from exc
+        self._put(key, lambda temporary: temporary.write_bytes(data))
 
     def get_file(self, key: str, destination: Path) -> None:
         try:
